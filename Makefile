@@ -1,0 +1,64 @@
+# Odds pipeline — every entry point a person or CI uses.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+INFRA_DIR ?= $(CURDIR)/.infra
+export INFRA_DIR
+# Addresses of the running local infrastructure (written by `make infra-up`).
+INFRA_ENV = if [ -f "$(INFRA_DIR)/env" ]; then source "$(INFRA_DIR)/env"; fi
+
+.PHONY: help demo test deps build release infra-up infra-down infra-status migrate migrate-status \
+        bench-clients check-contracts clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+demo: deps build infra-up migrate ## Main job: install, build, start local infrastructure, migrate, show it ready
+	@echo
+	@echo "== local infrastructure is up =="
+	@scripts/infra.sh status
+	@echo
+	@echo "Addresses for services and tools: source $(INFRA_DIR)/env"
+	@echo "Stop everything with: make infra-down"
+
+test: ## Run every test (installs what is missing, starts and stops its own infrastructure)
+	@scripts/test.sh
+
+deps: ## Install missing apt/PyPI packages (no-op when all are present)
+	@scripts/deps.sh
+
+build: ## Debug build of every executable
+	swift build
+
+release: ## Release build of every executable
+	swift build -c release
+
+infra-up: ## Start Redis, PostgreSQL and the Kafka dev broker on loopback (idempotent)
+	@test -x .build/debug/kafka-dev-broker || swift build --product kafka-dev-broker
+	@scripts/infra.sh up
+
+infra-down: ## Stop exactly what infra-up started
+	@scripts/infra.sh down
+
+infra-status: ## Show what is running and where
+	@scripts/infra.sh status
+
+migrate: ## Apply pending PostgreSQL migrations to the local database
+	@test -x .build/debug/migrate || swift build --product migrate
+	@$(INFRA_ENV); .build/debug/migrate --dir migrations
+
+migrate-status: ## Show applied and pending migrations
+	@$(INFRA_ENV); .build/debug/migrate --dir migrations --status
+
+bench-clients: ## Kafka and Redis client throughput (release build; starts its own servers)
+	swift build -c release --product kafka-bench --product redis-bench
+	.build/release/kafka-bench
+	.build/release/redis-bench
+
+check-contracts: ## JSON Schema vs examples, AsyncAPI/OpenAPI parse, compose file check
+	python3 scripts/check_contracts.py
+	python3 scripts/check_compose.py
+
+clean: ## Remove build output and local infrastructure state (stops it first)
+	-@scripts/infra.sh down
+	rm -rf .build .infra .infra-test-*

@@ -1,0 +1,202 @@
+import Foundation
+
+/// Where the real servers for integration tests are. `make test` (scripts/test.sh) starts them on
+/// free ports and exports these variables; a missing variable is a test failure, never a skip.
+public enum TestInfrastructure {
+    public struct Missing: Error, CustomStringConvertible {
+        public let variable: String
+        public var description: String {
+            "integration test needs \(variable); run the suite with `make test`, which starts Redis, PostgreSQL and the Kafka dev broker"
+        }
+    }
+
+    public static func require(_ variable: String) throws -> String {
+        guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
+            throw Missing(variable: variable)
+        }
+        return value
+    }
+
+    /// `host:port` of the shared Redis started by `make test`.
+    public static func redisAddress() throws -> String { try require("ODDS_TEST_REDIS_ADDR") }
+    /// `postgres://user:password@host:port/database` of the shared PostgreSQL started by `make test`.
+    public static func postgresDSN() throws -> String { try require("ODDS_TEST_POSTGRES_DSN") }
+    /// Bootstrap address of the shared kafka-dev-broker started by `make test`.
+    public static func kafkaBrokers() throws -> String { try require("ODDS_TEST_KAFKA_BROKERS") }
+    /// Folder holding the built executables (`kafka-dev-broker`, `migrate`, ...).
+    public static func binDirectory() throws -> URL {
+        URL(fileURLWithPath: try require("ODDS_TEST_BIN_DIR"), isDirectory: true)
+    }
+
+    /// A name no other test run uses, for topics, groups, keys and databases.
+    public static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)_\(UInt32.random(in: 0...UInt32.max))_\(ProcessInfo.processInfo.processIdentifier)"
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Polls `condition` until it is true or `timeout` passes.
+    public static func waitUntil(
+        timeout: Duration = .seconds(10),
+        interval: Duration = .milliseconds(50),
+        _ condition: () async throws -> Bool
+    ) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if (try? await condition()) == true { return true }
+            try await Task.sleep(for: interval)
+        }
+        return try await condition()
+    }
+}
+
+/// A child process started by a test; killed when released so no test leaves servers behind.
+public final class ManagedProcess: @unchecked Sendable {
+    public let process: Process
+    public let outputURL: URL
+    private let lock = NSLock()
+
+    public init(executable: URL, arguments: [String], environment: [String: String]? = nil) throws {
+        process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let environment {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        outputURL = FileManager.default.temporaryDirectory
+            .appendingPathComponent("odds-test-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: outputURL)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// Finds `name` on PATH (for system servers such as `redis-server`).
+    public static func which(_ name: String) throws -> URL {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for directory in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"] {
+            let candidate = URL(fileURLWithPath: directory).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        throw TestInfrastructure.Missing(variable: "\(name) on PATH")
+    }
+
+    public var isRunning: Bool { process.isRunning }
+    public var pid: Int32 { process.processIdentifier }
+    public var output: String { (try? String(contentsOf: outputURL, encoding: .utf8)) ?? "" }
+
+    /// Sends `signal` (SIGTERM by default, SIGKILL for crash tests) and waits for the exit.
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(10)) -> Int32 {
+        lock.lock(); defer { lock.unlock() }
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, signal)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: outputURL)
+    }
+}
+
+/// A private redis-server on a free port, for tests that stop and restart Redis.
+public final class RedisServerProcess: @unchecked Sendable {
+    public let port: Int
+    public private(set) var server: ManagedProcess?
+    public var address: String { "127.0.0.1:\(port)" }
+
+    public init(port: Int? = nil) throws {
+        self.port = try port ?? TestInfrastructure.freePort()
+    }
+
+    public func start() async throws {
+        let process = try ManagedProcess(
+            executable: try ManagedProcess.which("redis-server"),
+            arguments: ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        )
+        server = process
+        let ready = try await TestInfrastructure.waitUntil { Self.canConnect(port: self.port) }
+        if !ready { throw TestInfrastructure.Missing(variable: "redis-server on port \(port): \(process.output)") }
+    }
+
+    public func stop(signal: Int32 = SIGTERM) {
+        server?.stop(signal: signal)
+        server = nil
+    }
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+
+    deinit { server?.stop(signal: SIGKILL) }
+}
+
+/// A private kafka-dev-broker process (built by `swift build`), for tests that need their own
+/// cluster or restart it.
+public final class KafkaDevBrokerProcess: @unchecked Sendable {
+    public let process: ManagedProcess
+    public let bootstrap: String
+
+    public init(brokers: Int = 1, topics: [String] = ["odds_updates:12", "odds_updates_dlq:1"]) async throws {
+        let addressFile = FileManager.default.temporaryDirectory
+            .appendingPathComponent("kafka-dev-broker-\(UUID().uuidString).addr")
+        var arguments = ["--brokers", "\(brokers)", "--address-file", addressFile.path]
+        for topic in topics { arguments += ["--topic", topic] }
+        process = try ManagedProcess(
+            executable: try TestInfrastructure.binDirectory().appendingPathComponent("kafka-dev-broker"),
+            arguments: arguments
+        )
+        var address: String?
+        let started = try await TestInfrastructure.waitUntil {
+            address = try? String(contentsOf: addressFile, encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            return !(address ?? "").isEmpty
+        }
+        try? FileManager.default.removeItem(at: addressFile)
+        guard started, let address else {
+            throw TestInfrastructure.Missing(variable: "kafka-dev-broker start: \(process.output)")
+        }
+        bootstrap = address
+    }
+
+    public func stop(signal: Int32 = SIGTERM) { process.stop(signal: signal) }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Metrics
+import Prometheus
+import Testing
+@testable import ServiceSupport
+
+@Suite struct OperationsServerTests {
+    @Test func readinessIsTheConjunctionOfChecksAndTimesOut() async {
+        let report = await evaluateReadiness([
+            ReadinessCheck(name: "fast") { true },
+            ReadinessCheck(name: "down") { false },
+            ReadinessCheck(name: "hung") {
+                try? await Task.sleep(for: .seconds(30))
+                return true
+            },
+        ], timeout: .milliseconds(200))
+        #expect(report.ready == false)
+        #expect(report.checks == ["fast": true, "down": false, "hung": false])
+        #expect(await evaluateReadiness([ReadinessCheck(name: "a") { true }]).ready)
+        #expect(await evaluateReadiness([]).ready)
+    }
+
+    @Test func servesHealthReadinessAndMetrics() async throws {
+        let registry = PrometheusCollectorRegistry()
+        registry.makeCounter(name: "odds_test_events_total", labels: [("kind", "sample")]).increment(by: 3)
+        let dependencyUp = LockedValue(true)
+        let router = OperationsServer.router(registry: registry, readiness: [
+            ReadinessCheck(name: "redis") { dependencyUp.withLock { $0 } },
+        ])
+        let app = Application(router: router)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == #"{"status":"ok"}"#)
+            }
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == #"{"checks":{"redis":true},"ready":true}"#)
+            }
+            dependencyUp.withLock { $0 = false }
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(String(buffer: response.body).contains(#""ready":false"#))
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+                #expect(String(buffer: response.body).contains(#"odds_test_events_total{kind="sample"} 3"#))
+            }
+        }
+    }
+}
