@@ -8,7 +8,7 @@ export INFRA_DIR
 INFRA_ENV = if [ -f "$(INFRA_DIR)/env" ]; then source "$(INFRA_DIR)/env"; fi
 
 .PHONY: help demo test deps build release infra-up infra-down infra-status migrate migrate-status \
-        bench-clients check-contracts clean
+        supplier ingest processor odds bench-clients bench-feed bench-processor check-contracts clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,8 +50,27 @@ migrate: ## Apply pending PostgreSQL migrations to the local database
 migrate-status: ## Show applied and pending migrations
 	@$(INFRA_ENV); .build/debug/migrate --dir migrations --status
 
+supplier: ## Run the supplier simulator with local defaults (ws://127.0.0.1:8081/ws, metrics :9094)
+	@test -x .build/debug/supplier-simulator || swift build --product supplier-simulator
+	LOG_FORMAT=$${LOG_FORMAT:-text} .build/debug/supplier-simulator
+
+ingest: ## Run odds-ingest against the local supplier and the dev broker (metrics :9096)
+	@test -x .build/debug/odds-ingest || swift build --product odds-ingest
+	@$(INFRA_ENV); LOG_FORMAT=$${LOG_FORMAT:-text} .build/debug/odds-ingest
+
+processor: ## Run odds-processor against the local infrastructure (metrics/health on :9097)
+	@test -x .build/debug/odds-processor || swift build --product odds-processor
+	@$(INFRA_ENV); LOG_FORMAT=$${LOG_FORMAT:-text} .build/debug/odds-processor
+
+bench-feed: ## Supplier -> ingest -> Kafka throughput with zero-loss check (release; own broker)
+	scripts/bench-feed.sh
+
+bench-processor: ## Processor throughput on a pre-filled topic (release; own infrastructure)
+	scripts/bench_processor.py
+
 bench-clients: ## Kafka and Redis client throughput (release build; starts its own servers)
-	swift build -c release --product kafka-bench --product redis-bench
+	swift build -c release --product kafka-bench
+	swift build -c release --product redis-bench
 	.build/release/kafka-bench
 	.build/release/redis-bench
 

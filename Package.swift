@@ -11,6 +11,11 @@ let package = Package(
     products: [
         .executable(name: "kafka-dev-broker", targets: ["KafkaDevBroker"]),
         .executable(name: "migrate", targets: ["Migrate"]),
+        .executable(name: "supplier-simulator", targets: ["SupplierSimulator"]),
+        .executable(name: "odds-ingest", targets: ["OddsIngest"]),
+        .executable(name: "odds-processor", targets: ["OddsProcessor"]),
+        .executable(name: "odds-service", targets: ["OddsService"]),
+        .executable(name: "ws-bench", targets: ["WSBench"]),
         .executable(name: "kafka-bench", targets: ["KafkaBench"]),
         .executable(name: "redis-bench", targets: ["RedisBench"]),
         .library(name: "Contracts", targets: ["Contracts"]),
@@ -27,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.2.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.25.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
@@ -113,6 +119,18 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .executableTarget(
+            name: "WSBench",
+            dependencies: [
+                "Contracts",
+                "Redis",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
             name: "KafkaBench",
             dependencies: [
                 "Kafka",
@@ -131,10 +149,93 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        .executableTarget(
+            name: "SupplierSimulator",
+            dependencies: [
+                "Contracts",
+                "ServiceSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "OddsIngest",
+            dependencies: [
+                "Contracts",
+                "Kafka",
+                "ServiceSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
+        // Read models shared by the processor (writes) and odds-service (reads).
+        .target(
+            name: "ReadModels",
+            dependencies: [
+                "Contracts",
+                "Redis",
+                "Migrations",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "OddsProcessor",
+            dependencies: [
+                "Contracts",
+                "Kafka",
+                "Redis",
+                "ReadModels",
+                "Migrations",
+                "ServiceSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "OddsService",
+            dependencies: [
+                "Contracts",
+                "Redis",
+                "ReadModels",
+                "Migrations",
+                "ServiceSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
         // Shared helpers for integration tests: locating infrastructure, starting real servers.
         .target(
             name: "IntegrationSupport",
-            dependencies: [],
+            dependencies: [
+                "Migrations",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/IntegrationSupport",
             swiftSettings: strictSwift
         ),
@@ -152,6 +253,37 @@ let package = Package(
         .testTarget(
             name: "MigrationsTests",
             dependencies: ["Migrations", "IntegrationSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SupplierSimulatorTests",
+            dependencies: ["SupplierSimulator", "Contracts", "IntegrationSupport",
+                           .product(name: "HummingbirdWSClient", package: "hummingbird-websocket")],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "OddsIngestTests",
+            dependencies: ["OddsIngest", "Contracts", "Kafka", "IntegrationSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "ReadModelsTests",
+            dependencies: ["ReadModels", "Contracts", "Redis", "Migrations", "IntegrationSupport",
+                           .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "OddsProcessorTests",
+            dependencies: ["OddsProcessor", "ReadModels", "Contracts", "Kafka", "Redis", "Migrations", "IntegrationSupport",
+                           .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "OddsServiceTests",
+            dependencies: ["OddsService", "ReadModels", "Contracts", "Redis", "Migrations", "IntegrationSupport",
+                           .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: strictSwift
         ),
         .testTarget(

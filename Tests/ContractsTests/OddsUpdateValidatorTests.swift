@@ -73,7 +73,8 @@ struct OddsUpdateValidatorTests {
         ("2.1230", nil),
         ("2.15e0", nil),
         ("2.1235e-1", .some(.priceOutOfRange)),
-        ("215.3e-2", .some(.pricePrecision)),
+        ("215.3e-2", nil),
+        ("2153.4e-3", .some(.pricePrecision)),
     ])
     func boundaryPrices(price: String, expected: ValidationCode?) {
         let found = codes(oddsFrame(#"{"home":\#(price),"draw":3.3,"away":3.6}"#))

@@ -83,7 +83,7 @@ public final class ManagedProcess: @unchecked Sendable {
         }
         outputURL = FileManager.default.temporaryDirectory
             .appendingPathComponent("odds-test-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
         let handle = try FileHandle(forWritingTo: outputURL)
         process.standardOutput = handle
         process.standardError = handle

@@ -5,61 +5,6 @@ import PostgresNIO
 import Testing
 @testable import Migrations
 
-/// A throwaway database on the test PostgreSQL, dropped at the end.
-struct ScratchDatabase {
-    let dsn: PostgresDSN
-    let admin: PostgresDSN
-    let logger = Logger(label: "migrations-test")
-
-    static func create() async throws -> ScratchDatabase {
-        let admin = try PostgresDSN(try TestInfrastructure.postgresDSN())
-        var dsn = admin
-        dsn.database = TestInfrastructure.uniqueName("mig").lowercased()
-        let scratch = ScratchDatabase(dsn: dsn, admin: admin)
-        try await scratch.withAdmin { connection in
-            try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \"\(dsn.database)\""), logger: scratch.logger)
-        }
-        return scratch
-    }
-
-    func withAdmin<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await with(admin, body)
-    }
-
-    func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await with(dsn, body)
-    }
-
-    private func with<T>(_ target: PostgresDSN, _ body: (PostgresConnection) async throws -> T) async throws -> T {
-        let connection = try await PostgresConnection.connect(
-            configuration: try target.connectionConfiguration(), id: .random(in: 1...1_000_000), logger: logger)
-        do {
-            let result = try await body(connection)
-            try await connection.close()
-            return result
-        } catch {
-            try? await connection.close()
-            throw error
-        }
-    }
-
-    func drop() async {
-        _ = try? await withAdmin { connection in
-            try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \"\(dsn.database)\" WITH (FORCE)"), logger: logger)
-        }
-    }
-
-    func strings(_ sql: String) async throws -> [String] {
-        try await withConnection { connection in
-            var values: [String] = []
-            for try await value in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).decode(String.self) {
-                values.append(value)
-            }
-            return values
-        }
-    }
-}
-
 @Suite("migration runner against PostgreSQL", .serialized)
 struct MigrationRunnerTests {
     let logger = Logger(label: "migrations-test")
@@ -190,7 +135,7 @@ struct MigrationRunnerTests {
         let database = try await ScratchDatabase.create()
         defer { Task { await database.drop() } }
         let binary = try TestInfrastructure.binDirectory().appendingPathComponent("migrate")
-        let dsnText = try TestInfrastructure.postgresDSN().replacingOccurrences(of: "/\(database.admin.database)", with: "/\(database.dsn.database)")
+        let dsnText = database.dsnText
 
         func run(_ arguments: [String]) async throws -> (Int32, String) {
             let process = try ManagedProcess(executable: binary, arguments: arguments, environment: ["LOG_FORMAT": "text"])

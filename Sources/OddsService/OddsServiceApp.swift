@@ -1,0 +1,111 @@
+import Contracts
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import Migrations
+import NIOCore
+import PostgresNIO
+import Prometheus
+import ReadModels
+import Redis
+import ServiceLifecycle
+import UnixSignals
+import ServiceSupport
+
+/// odds-service wired together: clients, read path, fan-out hub, HTTP/WS server, operations
+/// server. `services` is in start order (dependencies first, the public edge last); the
+/// ServiceGroup shuts them down in reverse (edge first).
+struct OddsServiceApp: Sendable {
+    let configuration: ServiceConfiguration
+    let redis: RedisClient
+    let postgres: PostgresClient
+    let hub: FanOutHub
+    let pump: BroadcastPump
+    let metrics: ServiceMetrics
+    let query: OddsQueryService
+    let services: [any Service]
+    let logger: Logger
+
+    func serviceGroup(signals: [UnixSignal] = [.sigterm, .sigint]) -> ServiceGroup {
+        ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                          gracefulShutdownSignals: signals, logger: logger))
+    }
+}
+
+/// Builds the whole service from its configuration. `onHTTPRunning` / `onMetricsRunning` get the
+/// bound ports (tests bind port 0).
+func buildApplication(
+    configuration: ServiceConfiguration,
+    registry: PrometheusCollectorRegistry,
+    logger: Logger,
+    onHTTPRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+    onMetricsRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) throws -> OddsServiceApp {
+    let metrics = ServiceMetrics()
+    let redis = RedisClient(configuration: configuration.redis, logger: Logger(label: "odds-service.redis"))
+    var pgConfiguration = try configuration.postgres.clientConfiguration()
+    pgConfiguration.options.maximumConnections = 16
+    pgConfiguration.options.connectTimeout = .seconds(2)
+    let postgres = PostgresClient(configuration: pgConfiguration, backgroundLogger: Logger(label: "odds-service.postgres"))
+
+    let redisReader = RedisOddsReader(client: redis, logger: logger)
+    let postgresReader = PostgresOddsReadRepository(client: postgres, logger: logger)
+    let query = OddsQueryService(redis: redisReader, postgres: postgresReader, history: postgresReader,
+                                 metrics: metrics, logger: logger)
+    let hub = FanOutHub(limits: configuration.ws, metrics: metrics)
+
+    var subscriberOptions = RedisSubscriber.Options()
+    subscriberOptions.bufferCapacity = 8192
+    subscriberOptions.maxBackoff = .seconds(2)
+    subscriberOptions.healthCheckInterval = .seconds(5)
+    let subscriber = RedisSubscriber(configuration: configuration.redis, channels: [configuration.channel],
+                                     options: subscriberOptions, logger: Logger(label: "odds-service.subscriber"))
+    let pump = BroadcastPump(subscriber: subscriber, hub: hub, query: query, metrics: metrics, logger: logger)
+    let sweeper = ConnectionSweeper(hub: hub, heartbeat: configuration.ws.heartbeat, sendTimeout: configuration.ws.sendTimeout)
+
+    let openAPIDocument = try? String(contentsOfFile: configuration.openAPIPath, encoding: .utf8)
+    if openAPIDocument == nil {
+        logger.warning("OpenAPI document not found; GET /openapi.yaml answers 404", metadata: ["path": "\(configuration.openAPIPath)"])
+    }
+
+    let router = Router()
+    router.middlewares.add(JSONErrorMiddleware(logger: logger))
+    OddsRESTController(query: query, metrics: metrics, openAPIDocument: openAPIDocument,
+                       maxEventsPerPage: configuration.maxEventsPerPage,
+                       defaultEventsPerPage: configuration.defaultEventsPerPage).addRoutes(to: router)
+
+    let wsRouter = Router(context: OddsWebSocketRequestContext.self)
+    OddsWebSocketController(hub: hub, query: query, limits: configuration.ws, metrics: metrics, logger: logger)
+        .addRoutes(to: wsRouter)
+
+    let app = Application(
+        router: router,
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: wsRouter,
+            configuration: .init(
+                http1: .init(idleTimeout: .seconds(120)),
+                ws: .init(maxFrameSize: configuration.ws.hardFrameBytes,
+                          autoPing: .enabled(timePeriod: configuration.ws.pingInterval),
+                          closeTimeout: .seconds(5)))),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.httpPort),
+                             serverName: "odds-service", backlog: 4096),
+        onServerRunning: { channel in await onHTTPRunning(channel.localAddress?.port ?? configuration.httpPort) },
+        logger: logger)
+
+    let readiness = [
+        ReadinessCheck(name: "redis") { await redisReader.isReachable() },
+        ReadinessCheck(name: "postgres") { await postgresReader.isReachable() },
+        ReadinessCheck(name: "redis_subscription") { pump.subscribed.load(ordering: .relaxed) },
+    ]
+    let operations = Application(
+        router: OperationsServer.router(registry: registry, readiness: readiness),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.metricsPort),
+                             serverName: "odds-service-operations"),
+        onServerRunning: { channel in await onMetricsRunning(channel.localAddress?.port ?? configuration.metricsPort) },
+        logger: logger)
+
+    return OddsServiceApp(
+        configuration: configuration, redis: redis, postgres: postgres, hub: hub, pump: pump, metrics: metrics,
+        query: query, services: [postgres, redis, pump, sweeper, operations, app], logger: logger)
+}

@@ -1,0 +1,177 @@
+import Contracts
+import Foundation
+import Hummingbird
+import Logging
+
+/// A 4xx/5xx answer in the API's error shape `{"error":{"code":"...","message":"..."}}`.
+struct APIError: Error, HTTPResponseError, CustomStringConvertible {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+
+    var description: String { "\(status.code) \(code): \(message)" }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        JSONResponse.make(status: status, body: APIErrorResponse(code: code, message: message))
+    }
+
+    static func badRequest(_ code: String, _ message: String) -> APIError { .init(status: .badRequest, code: code, message: message) }
+    static func eventNotFound(_ eventId: String) -> APIError {
+        .init(status: .notFound, code: "event_not_found", message: "unknown event \"\(eventId)\"")
+    }
+}
+
+enum JSONResponse {
+    static func make(status: HTTPResponse.Status = .ok, body: some Encodable) -> Response {
+        let data = (try? ContractCoding.encoder.encode(body)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Turns every error (router 404/405, thrown HTTPError, unexpected errors) into the API's JSON
+/// error shape, so clients only ever parse one error format.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return JSONResponse.make(status: error.status, body: APIErrorResponse(code: error.code, message: error.message))
+        } catch let error as HTTPError {
+            let code: String = switch error.status {
+            case .notFound: "not_found"
+            case .methodNotAllowed: "method_not_allowed"
+            case .badRequest: "bad_request"
+            default: error.status.code < 500 ? "bad_request" : "internal"
+            }
+            return JSONResponse.make(status: error.status, body: APIErrorResponse(
+                code: code, message: error.body ?? error.status.reasonPhrase))
+        } catch let error as OddsQueryService.Unavailable {
+            logger.warning("read models unavailable", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return JSONResponse.make(status: .serviceUnavailable, body: APIErrorResponse(
+                code: "unavailable", message: "the odds read models are unavailable, retry later"))
+        } catch {
+            logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return JSONResponse.make(status: .internalServerError, body: APIErrorResponse(
+                code: "internal", message: "internal error"))
+        }
+    }
+}
+
+/// Path and query rules of the REST API (pure, unit-tested).
+enum RequestValidation {
+    static let maxHistoryLimit = 1000
+    static let defaultHistoryLimit = 100
+
+    static func eventId(_ raw: String?) throws -> String {
+        guard let raw, isToken(raw, maxLength: 64, allowed: isEventIdByte) else {
+            throw APIError.badRequest("invalid_event_id", "event id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+        }
+        return raw
+    }
+
+    static func market(_ raw: String?) throws -> String {
+        guard let raw else { throw APIError.badRequest("invalid_market", "query parameter market is required") }
+        guard isToken(raw, maxLength: 32, allowed: isMarketByte) else {
+            throw APIError.badRequest("invalid_market", "market must be 1 to 32 characters of a-z 0-9 _")
+        }
+        return raw
+    }
+
+    static func limit(_ raw: String?, default defaultValue: Int, max maxValue: Int) throws -> Int {
+        guard let raw else { return defaultValue }
+        guard let value = Int(raw), (1...maxValue).contains(value) else {
+            throw APIError.badRequest("invalid_limit", "limit must be an integer from 1 to \(maxValue)")
+        }
+        return value
+    }
+
+    static func isToken(_ text: String, maxLength: Int, allowed: (UInt8) -> Bool) -> Bool {
+        let utf8 = text.utf8
+        return !utf8.isEmpty && utf8.count <= maxLength && utf8.allSatisfy(allowed)
+    }
+
+    static func isEventIdByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."),
+             UInt8(ascii: ":"), UInt8(ascii: "-"):
+            true
+        default:
+            false
+        }
+    }
+
+    static func isMarketByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"): true
+        default: false
+        }
+    }
+}
+
+/// `GET /v1/events...` and `GET /openapi.yaml`.
+struct OddsRESTController: Sendable {
+    let query: OddsQueryService
+    let metrics: ServiceMetrics
+    let openAPIDocument: String?
+    let maxEventsPerPage: Int
+    let defaultEventsPerPage: Int
+
+    func addRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/v1/events") { request, _ in
+            try await timed("/v1/events") {
+                let limit = try RequestValidation.limit(request.uri.queryParameters.get("limit"),
+                                                        default: defaultEventsPerPage, max: maxEventsPerPage)
+                return JSONResponse.make(body: EventListResponse(events: try await query.events(limit: limit)))
+            }
+        }
+        router.get("/v1/events/:id/markets") { _, context in
+            try await timed("/v1/events/{id}/markets") {
+                let eventId = try RequestValidation.eventId(context.parameters.get("id"))
+                let markets = try await query.currentOdds(eventId: eventId)
+                guard !markets.isEmpty else { throw APIError.eventNotFound(eventId) }
+                return JSONResponse.make(body: MarketListResponse(eventId: eventId, markets: markets.map {
+                    MarketSummary(market: $0.market, status: $0.status, version: $0.version, updatedAt: $0.updatedAt)
+                }))
+            }
+        }
+        router.get("/v1/events/:id/odds") { _, context in
+            try await timed("/v1/events/{id}/odds") {
+                let eventId = try RequestValidation.eventId(context.parameters.get("id"))
+                let markets = try await query.currentOdds(eventId: eventId)
+                guard let newest = markets.max(by: { $0.updatedAt < $1.updatedAt }) else { throw APIError.eventNotFound(eventId) }
+                return JSONResponse.make(body: EventOddsResponse(
+                    eventId: eventId, homeTeam: newest.homeTeam, awayTeam: newest.awayTeam, markets: markets.map(MarketOdds.init)))
+            }
+        }
+        router.get("/v1/events/:id/odds/history") { request, context in
+            try await timed("/v1/events/{id}/odds/history") {
+                let eventId = try RequestValidation.eventId(context.parameters.get("id"))
+                let market = try RequestValidation.market(request.uri.queryParameters.get("market"))
+                let limit = try RequestValidation.limit(request.uri.queryParameters.get("limit"),
+                                                        default: RequestValidation.defaultHistoryLimit,
+                                                        max: RequestValidation.maxHistoryLimit)
+                guard let history = try await query.history(eventId: eventId, market: market, limit: limit) else {
+                    throw APIError.eventNotFound(eventId)
+                }
+                return JSONResponse.make(body: OddsHistoryResponse(eventId: eventId, market: market, history: history))
+            }
+        }
+        router.get("/openapi.yaml") { _, _ -> Response in
+            guard let openAPIDocument else {
+                throw APIError(status: .notFound, code: "not_found", message: "the OpenAPI document is not available")
+            }
+            return Response(status: .ok, headers: [.contentType: "application/yaml"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: openAPIDocument)))
+        }
+    }
+
+    private func timed(_ route: String, _ body: () async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        defer { metrics.restTimer(route: route).record(duration: ContinuousClock.now - start) }
+        return try await body()
+    }
+}

@@ -1,0 +1,142 @@
+import Contracts
+import Foundation
+import Metrics
+import Synchronization
+
+/// odds-service metrics: exported through swift-metrics (Prometheus on the metrics port) and
+/// mirrored in per-instance atomics so tests can read them without parsing `/metrics`.
+final class ServiceMetrics: Sendable {
+    let connections = Atomic<Int>(0)
+    let subscriptions = Atomic<Int>(0)
+    let conflated = Atomic<Int>(0)
+    let staleDropped = Atomic<Int>(0)
+    let slowCloses = Atomic<Int>(0)
+    let resyncs = Atomic<Int>(0)
+    let inboundRejected = Atomic<Int>(0)
+    let broadcastsReceived = Atomic<Int>(0)
+    let framesSent = Atomic<Int>(0)
+
+    private let connectionsGauge = Gauge(label: "odds_ws_connections")
+    private let subscriptionsGauge = Gauge(label: "odds_ws_subscriptions")
+    private let framesSentCounters: [PendingFrame.Kind: Counter]
+    private let conflatedCounter = Counter(label: "odds_ws_conflated_total")
+    private let staleCounter = Counter(label: "odds_ws_stale_dropped_total")
+    private let slowCloseCounter = Counter(label: "odds_ws_slow_closes_total")
+    private let resyncCounter = Counter(label: "odds_ws_resyncs_total")
+    private let broadcastCounter = Counter(label: "odds_service_broadcasts_received_total")
+    private let undecodableCounter = Counter(label: "odds_service_broadcasts_invalid_total")
+    private let e2eLatency = Timer(label: "odds_e2e_latency_seconds")
+    private let rejectedCounters: Mutex<[String: Counter]> = Mutex([:])
+    private let closeCounters: Mutex<[String: Counter]> = Mutex([:])
+    private let fallbackCounters: Mutex<[String: Counter]> = Mutex([:])
+    private let restTimers: Mutex<[String: Timer]> = Mutex([:])
+
+    init() {
+        var counters: [PendingFrame.Kind: Counter] = [:]
+        for kind in PendingFrame.Kind.allCases {
+            counters[kind] = Counter(label: "odds_ws_frames_sent_total", dimensions: [("type", kind.rawValue)])
+        }
+        framesSentCounters = counters
+        connectionsGauge.record(0)
+        subscriptionsGauge.record(0)
+    }
+
+    func connectionOpened() { connectionsGauge.record(connections.wrappingAdd(1, ordering: .relaxed).newValue) }
+    func connectionClosed() { connectionsGauge.record(connections.wrappingSubtract(1, ordering: .relaxed).newValue) }
+
+    func subscriptionsChanged(by delta: Int) {
+        guard delta != 0 else { return }
+        subscriptionsGauge.record(subscriptions.wrappingAdd(delta, ordering: .relaxed).newValue)
+    }
+
+    /// A batch of frames written to one socket at `now`.
+    func framesSent(_ frames: [PendingFrame], now: Date = Date()) {
+        framesSent.wrappingAdd(frames.count, ordering: .relaxed)
+        let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+        var runKind = frames.first?.kind
+        var run = 0
+        for frame in frames {
+            if frame.kind != runKind {
+                if let runKind, run > 0 { framesSentCounters[runKind]?.increment(by: run) }
+                runKind = frame.kind
+                run = 0
+            }
+            run += 1
+            if let updatedAt = frame.updatedAt {
+                e2eLatency.recordMilliseconds(max(0, nowMs - updatedAt.millisecondsSinceEpoch))
+            }
+        }
+        if let runKind, run > 0 { framesSentCounters[runKind]?.increment(by: run) }
+    }
+
+    func conflated(_ count: Int) {
+        guard count > 0 else { return }
+        conflated.wrappingAdd(count, ordering: .relaxed)
+        conflatedCounter.increment(by: count)
+    }
+
+    func staleDropped(_ count: Int = 1) {
+        staleDropped.wrappingAdd(count, ordering: .relaxed)
+        staleCounter.increment(by: count)
+    }
+
+    func slowClose() {
+        slowCloses.wrappingAdd(1, ordering: .relaxed)
+        slowCloseCounter.increment()
+    }
+
+    func resync() {
+        resyncs.wrappingAdd(1, ordering: .relaxed)
+        resyncCounter.increment()
+    }
+
+    func broadcastReceived() {
+        broadcastsReceived.wrappingAdd(1, ordering: .relaxed)
+        broadcastCounter.increment()
+    }
+
+    func broadcastInvalid() { undecodableCounter.increment() }
+
+    /// An inbound WebSocket message refused with an error frame (reason = error code).
+    func inboundRejected(_ reason: String) {
+        inboundRejected.wrappingAdd(1, ordering: .relaxed)
+        let counter = rejectedCounters.withLock { counters in
+            if let counter = counters[reason] { return counter }
+            let counter = Counter(label: "odds_ws_inbound_rejected_total", dimensions: [("reason", reason)])
+            counters[reason] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// A connection closed by the server (reason = close code name).
+    func serverClose(_ reason: String) {
+        let counter = closeCounters.withLock { counters in
+            if let counter = counters[reason] { return counter }
+            let counter = Counter(label: "odds_ws_server_closes_total", dimensions: [("reason", reason)])
+            counters[reason] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// A read answered from PostgreSQL (reason: redis_error, redis_miss).
+    func fallback(_ reason: String) {
+        let counter = fallbackCounters.withLock { counters in
+            if let counter = counters[reason] { return counter }
+            let counter = Counter(label: "odds_service_postgres_fallbacks_total", dimensions: [("reason", reason)])
+            counters[reason] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    func restTimer(route: String) -> Timer {
+        restTimers.withLock { timers in
+            if let timer = timers[route] { return timer }
+            let timer = Timer(label: "odds_service_rest_latency_seconds", dimensions: [("route", route)])
+            timers[route] = timer
+            return timer
+        }
+    }
+}

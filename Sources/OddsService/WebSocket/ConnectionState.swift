@@ -1,0 +1,136 @@
+import Contracts
+
+/// The per-connection subscription rules, pure and synchronous (unit-tested without sockets):
+/// subscriptions and their limit, the per-(event, market) version guard, snapshot/delta
+/// ordering, resume filtering and the bounded outbound queue.
+///
+/// Ordering argument: every odds frame and every market of a snapshot passes the version guard
+/// (`sentVersions`), which only moves forward, and frames leave the queue in order; so for each
+/// (event, market) a client sees strictly increasing versions. While an event's snapshot is
+/// being read, its deltas are held in `pendingSnapshots` and folded into the snapshot when it
+/// arrives, so a delta can never overtake (or duplicate) the snapshot.
+struct ConnectionState {
+    enum DeltaResult: Equatable {
+        case queued
+        /// Held until the event's snapshot is queued.
+        case buffered
+        /// Not newer than what this client already has (or has queued).
+        case stale
+        case notSubscribed
+        case conflated(dropped: Int)
+        case overflow
+    }
+
+    enum SubscribeError: Error, Equatable {
+        case tooManySubscriptions(limit: Int)
+    }
+
+    let maxSubscriptions: Int
+    private(set) var queue: OutboundQueue
+    private(set) var subscriptions: Set<String> = []
+    /// Highest version queued or sent per market: the version guard.
+    private(set) var sentVersions: [MarketKey: Int64] = [:]
+    /// Deltas that arrived while the event's snapshot was loading (newest per market, bounded
+    /// by the number of markets of the event).
+    private var pendingSnapshots: [String: [String: (update: OddsUpdate, frame: PendingFrame)]] = [:]
+
+    init(maxSubscriptions: Int, queueLimit: Int, queueHardLimit: Int) {
+        self.maxSubscriptions = maxSubscriptions
+        queue = OutboundQueue(limit: queueLimit, hardLimit: queueHardLimit)
+    }
+
+    var subscriptionCount: Int { subscriptions.count }
+
+    func isAwaitingSnapshot(_ eventId: String) -> Bool { pendingSnapshots[eventId] != nil }
+
+    /// Starts subscriptions (all or nothing). `resume` (market → version the client has) applies
+    /// to every event of the frame: only newer versions will be sent. Returns the events whose
+    /// snapshot must now be read; until `completeSnapshot` their deltas are held back.
+    mutating func subscribe(eventIds: [String], resume: [String: Int64]) -> Result<[String], SubscribeError> {
+        let added = Set(eventIds).subtracting(subscriptions)
+        guard subscriptions.count + added.count <= maxSubscriptions else {
+            return .failure(.tooManySubscriptions(limit: maxSubscriptions))
+        }
+        for eventId in eventIds {
+            subscriptions.insert(eventId)
+            if pendingSnapshots[eventId] == nil { pendingSnapshots[eventId] = [:] }
+            for (market, version) in resume {
+                let key = MarketKey(eventId: eventId, market: market)
+                sentVersions[key] = max(sentVersions[key] ?? 0, version)
+            }
+        }
+        return .success(eventIds)
+    }
+
+    /// Queues the snapshot of `eventId`: the read model's markets merged with the deltas held
+    /// meanwhile, newest per market, minus whatever the client already has. `encode` builds the
+    /// frame. Nil when the event is no longer awaiting a snapshot (unsubscribed meanwhile).
+    mutating func completeSnapshot(
+        eventId: String,
+        markets: [OddsUpdate],
+        encode: ([OddsUpdate]) -> PendingFrame
+    ) -> (markets: [OddsUpdate], result: OutboundQueue.PushResult)? {
+        guard subscriptions.contains(eventId), let held = pendingSnapshots.removeValue(forKey: eventId) else { return nil }
+        var newest: [String: OddsUpdate] = [:]
+        for update in markets where update.eventId == eventId {
+            if let existing = newest[update.market], existing.version >= update.version { continue }
+            newest[update.market] = update
+        }
+        for (market, entry) in held {
+            if let existing = newest[market], existing.version >= entry.update.version { continue }
+            newest[market] = entry.update
+        }
+        var send: [OddsUpdate] = []
+        for update in newest.values.sorted(by: { $0.market < $1.market }) {
+            let key = update.marketKey
+            if let sent = sentVersions[key], update.version <= sent { continue }
+            sentVersions[key] = update.version
+            send.append(update)
+        }
+        return (send, queue.push(encode(send)))
+    }
+
+    /// A live update from the channel (or a re-sync): queued if this client is subscribed and
+    /// has not had this version or a newer one.
+    mutating func offer(_ update: OddsUpdate, frame: PendingFrame) -> DeltaResult {
+        let eventId = update.eventId
+        guard subscriptions.contains(eventId) else { return .notSubscribed }
+        if pendingSnapshots[eventId] != nil {
+            if let held = pendingSnapshots[eventId]?[update.market], held.update.version >= update.version { return .stale }
+            pendingSnapshots[eventId]?[update.market] = (update, frame)
+            return .buffered
+        }
+        let key = update.marketKey
+        if let sent = sentVersions[key], update.version <= sent { return .stale }
+        sentVersions[key] = update.version
+        switch queue.push(frame) {
+        case .queued: return .queued
+        case .conflated(let dropped): return .conflated(dropped: dropped)
+        case .overflow: return .overflow
+        }
+    }
+
+    /// Ends subscriptions; forgets their versions and drops their pending frames.
+    /// Returns the events that were subscribed.
+    mutating func unsubscribe(eventIds: [String]) -> [String] {
+        var removed: [String] = []
+        for eventId in eventIds where subscriptions.remove(eventId) != nil {
+            removed.append(eventId)
+            pendingSnapshots.removeValue(forKey: eventId)
+            queue.removeAll(eventId: eventId)
+        }
+        if !removed.isEmpty {
+            let gone = Set(removed)
+            sentVersions = sentVersions.filter { !gone.contains($0.key.eventId) }
+        }
+        return removed
+    }
+
+    mutating func enqueue(_ frame: PendingFrame) -> OutboundQueue.PushResult {
+        queue.push(frame)
+    }
+
+    mutating func popBatch(max: Int) -> [PendingFrame] {
+        queue.popBatch(max: max)
+    }
+}

@@ -1,0 +1,97 @@
+import Contracts
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// Who follows which event. The subscriber loop hands each update to `deliver`, which encodes
+/// the frame once and offers it to every subscriber of the event; an offer only queues (each
+/// connection has its own writer), so one slow socket never holds up the others.
+final class FanOutHub: Sendable {
+    private struct State {
+        var connections: [UInt64: WSConnection] = [:]
+        /// event id → subscribers; arrays are copy-on-write, so `deliver` takes a snapshot
+        /// under the lock and iterates outside it.
+        var subscribers: [String: [WSConnection]] = [:]
+        var nextId: UInt64 = 1
+    }
+
+    private let state = Mutex(State())
+    let limits: ServiceConfiguration.WebSocketLimits
+    let metrics: ServiceMetrics
+
+    init(limits: ServiceConfiguration.WebSocketLimits, metrics: ServiceMetrics) {
+        self.limits = limits
+        self.metrics = metrics
+    }
+
+    var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    /// Registers a new connection, or nil when WS_MAX_CONNECTIONS are already open.
+    func open(channel: (any Channel)?) -> WSConnection? {
+        let connection: WSConnection? = state.withLock { state in
+            guard state.connections.count < limits.maxConnections else { return nil }
+            let connection = WSConnection(id: state.nextId, channel: channel, limits: limits, metrics: metrics)
+            state.nextId += 1
+            state.connections[connection.id] = connection
+            return connection
+        }
+        if connection != nil { metrics.connectionOpened() }
+        return connection
+    }
+
+    /// Removes a connection and all its subscriptions.
+    func remove(_ connection: WSConnection) {
+        let removed = state.withLock { state -> Bool in
+            guard state.connections.removeValue(forKey: connection.id) != nil else { return false }
+            for eventId in connection.subscriptions { Self.detach(connection, from: eventId, in: &state) }
+            return true
+        }
+        if removed { metrics.connectionClosed() }
+    }
+
+    /// Adds the connection to the subscriber lists; call after `WSConnection.subscribe` so the
+    /// deltas that arrive from now on are held for the snapshot.
+    func attach(_ connection: WSConnection, to eventIds: [String]) {
+        state.withLock { state in
+            guard state.connections[connection.id] != nil else { return }
+            for eventId in eventIds where !(state.subscribers[eventId] ?? []).contains(where: { $0 === connection }) {
+                state.subscribers[eventId, default: []].append(connection)
+            }
+        }
+    }
+
+    func detach(_ connection: WSConnection, from eventIds: [String]) {
+        state.withLock { state in
+            for eventId in eventIds { Self.detach(connection, from: eventId, in: &state) }
+        }
+    }
+
+    private static func detach(_ connection: WSConnection, from eventId: String, in state: inout State) {
+        guard var list = state.subscribers[eventId], let index = list.firstIndex(where: { $0 === connection }) else { return }
+        list.swapAt(index, list.count - 1)
+        list.removeLast()
+        state.subscribers[eventId] = list.isEmpty ? nil : list
+    }
+
+    /// Fans one applied update out to the event's subscribers. Returns how many were offered it.
+    @discardableResult
+    func deliver(_ update: OddsUpdate) -> Int {
+        guard let subscribers = state.withLock({ $0.subscribers[update.eventId] }) else { return 0 }
+        let message = ServerMessage.odds(eventId: update.eventId, payload: update)
+        let bytes = (try? ContractCoding.encoder.encode(message)).map { ByteBuffer(bytes: $0) } ?? ByteBuffer()
+        let frame = PendingFrame.odds(update, bytes: bytes)
+        for connection in subscribers { connection.offer(update, frame: frame) }
+        return subscribers.count
+    }
+
+    /// Events with at least one subscriber (re-sync after a Redis reconnect).
+    func subscribedEventIds() -> [String] {
+        state.withLock { Array($0.subscribers.keys) }
+    }
+
+    func allConnections() -> [WSConnection] {
+        state.withLock { Array($0.connections.values) }
+    }
+}

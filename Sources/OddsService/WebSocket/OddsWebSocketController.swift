@@ -1,0 +1,169 @@
+import Contracts
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// Request context of the WebSocket router: keeps the channel so the server can close a slow
+/// consumer whose writer is blocked.
+struct OddsWebSocketRequestContext: RequestContext, WebSocketRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let webSocket: WebSocketHandlerReference<Self>
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+        channel = source.channel
+    }
+}
+
+/// `/ws/odds`: one reader loop (client frames: limits, subscribe/unsubscribe/ping) and one
+/// writer task (drains the connection's queue) per connection.
+struct OddsWebSocketController: Sendable {
+    let hub: FanOutHub
+    let query: OddsQueryService
+    let limits: ServiceConfiguration.WebSocketLimits
+    let metrics: ServiceMetrics
+    let logger: Logger
+
+    func addRoutes(to router: Router<OddsWebSocketRequestContext>) {
+        router.ws("/ws/odds") { inbound, outbound, context in
+            try await handle(inbound: inbound, outbound: outbound, channel: context.requestContext.channel)
+        }
+    }
+
+    func handle(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: (any Channel)?) async throws {
+        guard let connection = hub.open(channel: channel) else {
+            let reason = ServerCloseReason.tooManyConnections
+            metrics.serverClose(reason.metricName)
+            try await outbound.close(reason.code, reason: reason.reason)
+            return
+        }
+        defer { hub.remove(connection) }
+        let decision = await withTaskGroup(of: Void.self) { group -> ServerCloseReason? in
+            group.addTask { await writeLoop(connection, outbound: outbound, channel: channel) }
+            let decision = await readLoop(connection, inbound: inbound)
+            connection.close(decision)
+            group.cancelAll()
+            return decision
+        }
+        if let decision {
+            try? await outbound.close(decision.code, reason: decision.reason)
+        }
+    }
+
+    /// Writes queued frames until the connection closes. Only this task feeds the socket.
+    ///
+    /// With the channel at hand (always, in the server) a batch costs one hop to the event loop:
+    /// the frames are written straight into the pipeline (the WebSocket frame encoder) and
+    /// flushed once, instead of one async writer call per frame. Backpressure comes from the
+    /// channel's writability (NIO's write-buffer watermarks): while the socket does not drain,
+    /// the writer waits, the queue grows, conflates, and the sweeper closes the connection when
+    /// the wait exceeds WS_SEND_TIMEOUT_MS.
+    func writeLoop(_ connection: WSConnection, outbound: WebSocketOutboundWriter, channel: (any Channel)?) async {
+        while let batch = await connection.nextBatch(max: 256) {
+            if let channel {
+                while !channel.isWritable {
+                    if connection.isClosed || !channel.isActive { return }
+                    try? await Task.sleep(for: .milliseconds(2))
+                }
+                guard !connection.isClosed else { return }
+                channel.eventLoop.execute {
+                    for frame in batch {
+                        channel.write(WebSocketFrame(fin: true, opcode: .text, data: frame.bytes), promise: nil)
+                    }
+                    channel.flush()
+                }
+            } else {
+                do {
+                    for frame in batch {
+                        try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame.bytes)))
+                    }
+                } catch {
+                    connection.close(nil)
+                    return
+                }
+            }
+            connection.batchWritten()
+            metrics.framesSent(batch)
+        }
+    }
+
+    /// Reads client frames. Returns a close reason when the client is abusive, nil when it left.
+    func readLoop(_ connection: WSConnection, inbound: WebSocketInboundStream) async -> ServerCloseReason? {
+        var bucket = TokenBucket(ratePerSecond: limits.maxMessagesPerSecond)
+        var violations = 0
+        do {
+            for try await message in inbound.messages(maxSize: limits.hardFrameBytes) {
+                if connection.isClosed { return nil }
+                guard bucket.take() else {
+                    violations += 1
+                    if violations >= limits.abusiveViolations {
+                        metrics.inboundRejected("rate_limited")
+                        return .policyViolation("inbound message rate limit exceeded")
+                    }
+                    reject(connection, code: "rate_limited",
+                           message: "at most \(limits.maxMessagesPerSecond) messages per second; message ignored")
+                    continue
+                }
+                violations = 0
+                switch message {
+                case .text(let text):
+                    let size = text.utf8.count
+                    if size > limits.maxFrameBytes {
+                        reject(connection, code: "frame_too_large",
+                               message: "frame is \(size) bytes, the limit is \(limits.maxFrameBytes)")
+                        continue
+                    }
+                    await handle(ClientMessage.parse(text.utf8), on: connection)
+                case .binary:
+                    reject(connection, code: "bad_frame", message: "binary frames are not supported; send JSON text frames")
+                }
+            }
+        } catch {
+            logger.debug("websocket read ended", metadata: ["connection": "\(connection.id)", "error": "\(error)"])
+        }
+        return nil
+    }
+
+    func handle(_ parsed: Result<ClientMessage, ClientMessageError>, on connection: WSConnection) async {
+        switch parsed {
+        case .failure(let error):
+            reject(connection, code: error.code, message: error.message)
+        case .success(.ping):
+            connection.send(.control(.pong, .pong))
+        case .success(.unsubscribe(let eventIds)):
+            _ = connection.unsubscribe(eventIds: eventIds)
+            hub.detach(connection, from: eventIds)
+        case .success(.subscribe(let eventIds, let versions)):
+            switch connection.subscribe(eventIds: eventIds, resume: versions) {
+            case .failure(.tooManySubscriptions(let limit)):
+                reject(connection, code: "too_many_subscriptions",
+                       message: "at most \(limit) subscriptions per connection; subscribe ignored")
+            case .success(let started):
+                guard !started.isEmpty else { return }
+                // Register for deltas first (held back until the snapshot is queued), then read.
+                hub.attach(connection, to: started)
+                var snapshots: [String: [OddsUpdate]] = [:]
+                do {
+                    snapshots = try await query.currentOdds(eventIds: started)
+                } catch {
+                    logger.warning("snapshot read failed", metadata: ["error": "\(error)"])
+                    reject(connection, code: "snapshot_unavailable",
+                           message: "the current odds could not be read; live updates follow")
+                }
+                for eventId in started {
+                    connection.completeSnapshot(eventId: eventId, markets: snapshots[eventId] ?? [])
+                }
+            }
+        }
+    }
+
+    private func reject(_ connection: WSConnection, code: String, message: String) {
+        metrics.inboundRejected(code)
+        connection.send(.control(.error, .error(code: code, message: message)))
+    }
+}

@@ -1,0 +1,146 @@
+import Contracts
+
+/// What a journal line says a frame is.
+enum FrameKind: String, CaseIterable, Sendable {
+    /// A new version of a market.
+    case valid
+    /// The exact text of the market's latest frame, sent again.
+    case duplicate
+    /// The exact text of an older frame of the market (an older version re-sent).
+    case outOfOrder = "out_of_order"
+    /// Not JSON at all (a truncated frame).
+    case malformed
+    /// JSON that breaks the contract (a bad price).
+    case invalid
+}
+
+/// One frame handed to the connected clients.
+struct EmittedFrame: Sendable, Hashable {
+    let kind: FrameKind
+    let text: String
+    /// The validation code ingest should reject it with (malformed and invalid frames only).
+    let expectedReason: ValidationCode?
+}
+
+/// Probabilities of each fault per frame; the rest of the frames are valid.
+struct FaultRates: Sendable, Equatable {
+    var malformed = 0.0
+    var invalid = 0.0
+    var duplicate = 0.0
+    var outOfOrder = 0.0
+
+    var total: Double { malformed + invalid + duplicate + outOfOrder }
+}
+
+/// Decides which kind of frame comes next: a plain draw against cumulative fault rates.
+struct FaultInjector: Sendable {
+    let rates: FaultRates
+
+    func decide(_ draw: Double) -> FrameKind {
+        var threshold = rates.malformed
+        if draw < threshold { return .malformed }
+        threshold += rates.invalid
+        if draw < threshold { return .invalid }
+        threshold += rates.duplicate
+        if draw < threshold { return .duplicate }
+        threshold += rates.outOfOrder
+        if draw < threshold { return .outOfOrder }
+        return .valid
+    }
+}
+
+/// The whole simulated feed: every market's state, and the fault decisions. Deterministic for a
+/// given seed, first version and sequence of timestamps; no I/O.
+struct FeedGenerator: Sendable {
+    private(set) var markets: [MarketState]
+    private var generator: SeededGenerator
+    let faults: FaultInjector
+
+    /// - Parameter firstVersion: version of every market's first update. The simulator derives it
+    ///   from the wall clock (milliseconds × 1000), so a restarted supplier continues above the
+    ///   versions it sent before (as long as one market gets fewer than 1,000 updates per ms).
+    init(events: [CatalogueEvent], faults: FaultRates, seed: UInt64, firstVersion: Int64) {
+        var generator = SeededGenerator(seed: seed)
+        var markets: [MarketState] = []
+        for event in events {
+            for market in Catalogue.markets {
+                markets.append(MarketState(event: event, market: market, firstVersion: firstVersion, generator: &generator))
+            }
+        }
+        self.markets = markets
+        self.generator = generator
+        self.faults = FaultInjector(rates: faults)
+    }
+
+    mutating func nextFrames(count: Int, at time: Timestamp) -> [EmittedFrame] {
+        var frames: [EmittedFrame] = []
+        frames.reserveCapacity(count)
+        for _ in 0..<count { frames.append(nextFrame(at: time)) }
+        return frames
+    }
+
+    mutating func nextFrame(at time: Timestamp) -> EmittedFrame {
+        let kind = faults.decide(generator.unit())
+        let index = Int(generator.next() % UInt64(markets.count))
+        switch kind {
+        case .duplicate:
+            if let latest = markets[index].history.last {
+                return EmittedFrame(kind: .duplicate, text: latest, expectedReason: nil)
+            }
+        case .outOfOrder:
+            let history = markets[index].history
+            if history.count >= 2 {
+                let older = Int(generator.next() % UInt64(history.count - 1))
+                return EmittedFrame(kind: .outOfOrder, text: history[older], expectedReason: nil)
+            }
+        case .malformed:
+            return malformedFrame(market: index, at: time)
+        case .invalid:
+            return invalidFrame(market: index, at: time)
+        case .valid:
+            break
+        }
+        return validFrame(market: index, at: time)
+    }
+
+    private mutating func validFrame(market index: Int, at time: Timestamp) -> EmittedFrame {
+        markets[index].advance(generator: &generator)
+        let text = FrameEncoder.encode(markets[index].update(at: time))
+        markets[index].remember(text)
+        return EmittedFrame(kind: .valid, text: text, expectedReason: nil)
+    }
+
+    /// A truncated frame: every proper prefix of a JSON object is malformed JSON.
+    private mutating func malformedFrame(market index: Int, at time: Timestamp) -> EmittedFrame {
+        let whole = FrameEncoder.encode(markets[index].update(at: time))
+        // Cut on a character boundary so the text frame stays valid UTF-8.
+        let length = 1 + Int(generator.next() % UInt64(whole.count - 1))
+        return EmittedFrame(kind: .malformed, text: String(whole.prefix(length)), expectedReason: .malformedJSON)
+    }
+
+    /// The market's current state with one price the contract forbids.
+    private mutating func invalidFrame(market index: Int, at time: Timestamp) -> EmittedFrame {
+        var prices = markets[index].walk.prices
+        let selections = markets[index].walk.selections
+        let selection = selections[Int(generator.next() % UInt64(selections.count))]
+        let reason: ValidationCode
+        switch generator.next() % 4 {
+        case 0:
+            prices[selection] = 0.95
+            reason = .priceOutOfRange
+        case 1:
+            prices[selection] = 1.0
+            reason = .priceOutOfRange
+        case 2:
+            prices[selection] = 1500.0
+            reason = .priceOutOfRange
+        default:
+            // Four decimals: the contract allows at most three.
+            let hundredths = ((prices[selection] ?? 2) * 100).rounded()
+            prices[selection] = (hundredths * 100 + 1) / 10_000
+            reason = .pricePrecision
+        }
+        let text = FrameEncoder.encode(markets[index].update(at: time, prices: prices))
+        return EmittedFrame(kind: .invalid, text: text, expectedReason: reason)
+    }
+}

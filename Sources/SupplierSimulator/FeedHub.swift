@@ -1,0 +1,250 @@
+import Logging
+import Synchronization
+
+/// A frame waiting in one client's buffer.
+struct QueuedFrame: Sendable {
+    let text: String
+    let kind: FrameKind
+}
+
+/// What a client's writer does next.
+enum WriterStep: Sendable {
+    case write([QueuedFrame])
+    /// Everything queued was written: send a close frame and end the connection.
+    case close(reason: String)
+    /// Stop now (the peer went away, or the connection was aborted).
+    case stop
+}
+
+/// One connected WebSocket client: its bounded frame buffer and its writer's state.
+final class FeedSubscriber: Sendable {
+    enum Phase: Sendable, Equatable {
+        /// Receives every new frame.
+        case active
+        /// Gets no new frames; the writer closes the connection once the buffer is written.
+        case draining(reason: String)
+        /// Done: nothing more is written.
+        case stopped
+    }
+
+    private struct State {
+        var queue: [QueuedFrame] = []
+        var phase = Phase.active
+        var waiter: CheckedContinuation<WriterStep, Never>?
+    }
+
+    let id: UInt64
+    let remoteAddress: String
+    /// Closes the TCP connection at once (slow clients, whose writer may be stuck in a write).
+    let abortConnection: @Sendable () -> Void
+    private let state = Mutex(State())
+
+    init(id: UInt64, remoteAddress: String, abortConnection: @escaping @Sendable () -> Void) {
+        self.id = id
+        self.remoteAddress = remoteAddress
+        self.abortConnection = abortConnection
+    }
+
+    /// Adds `frames` unless that would pass `capacity`; false means the client is too slow.
+    func enqueue(_ frames: [QueuedFrame], capacity: Int) -> Bool {
+        let result: (accepted: Bool, waiter: CheckedContinuation<WriterStep, Never>?, batch: [QueuedFrame]) = state.withLock { state in
+            guard state.phase == .active else { return (true, nil, []) }
+            guard state.queue.count + frames.count <= capacity else { return (false, nil, []) }
+            if let waiter = state.waiter {
+                // The writer is idle: hand it the frames directly.
+                state.waiter = nil
+                return (true, waiter, frames)
+            }
+            state.queue.append(contentsOf: frames)
+            return (true, nil, [])
+        }
+        result.waiter?.resume(returning: .write(result.batch))
+        return result.accepted
+    }
+
+    /// No new frames; close after the buffered ones are written.
+    func drain(reason: String) {
+        let waiter: CheckedContinuation<WriterStep, Never>? = state.withLock { state in
+            guard state.phase == .active else { return nil }
+            state.phase = .draining(reason: reason)
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: .close(reason: reason))
+    }
+
+    /// Stops the writer; returns how many buffered frames were never written.
+    @discardableResult
+    func stop() -> Int {
+        let (waiter, unsent): (CheckedContinuation<WriterStep, Never>?, Int) = state.withLock { state in
+            let unsent = state.queue.count
+            state.phase = .stopped
+            state.queue.removeAll()
+            defer { state.waiter = nil }
+            return (state.waiter, unsent)
+        }
+        waiter?.resume(returning: .stop)
+        return unsent
+    }
+
+    var bufferedCount: Int { state.withLock { $0.queue.count } }
+
+    /// Waits for the next thing to do; cancellation stops the writer.
+    func nextStep() async -> WriterStep {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<WriterStep, Never>) in
+                let ready: WriterStep? = state.withLock { state in
+                    if !state.queue.isEmpty {
+                        var batch: [QueuedFrame] = []
+                        swap(&batch, &state.queue)
+                        return .write(batch)
+                    }
+                    switch state.phase {
+                    case .active:
+                        if Task.isCancelled { return .stop }
+                        state.waiter = continuation
+                        return nil
+                    case .draining(let reason):
+                        return .close(reason: reason)
+                    case .stopped:
+                        return .stop
+                    }
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            stop()
+        }
+    }
+}
+
+/// Every connected client, and the one place frames enter their buffers (and the journal), so
+/// the journal order is the order every client receives.
+final class FeedHub: Sendable {
+    private struct State {
+        /// Clients that get new frames.
+        var active: [UInt64: FeedSubscriber] = [:]
+        /// Clients writing their last frames before closing.
+        var draining: [UInt64: FeedSubscriber] = [:]
+        var nextID: UInt64 = 0
+        var sequence: UInt64 = 0
+    }
+
+    /// Frames one client may have buffered before it counts as too slow and is disconnected.
+    let clientBufferCapacity: Int
+    let journal: Journal?
+    let metrics: SupplierMetrics
+    let logger: Logger
+    private let state = Mutex(State())
+
+    init(clientBufferCapacity: Int, journal: Journal?, metrics: SupplierMetrics, logger: Logger) {
+        self.clientBufferCapacity = clientBufferCapacity
+        self.journal = journal
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func connect(remoteAddress: String, abortConnection: @escaping @Sendable () -> Void) -> FeedSubscriber {
+        let (subscriber, count) = state.withLock { state in
+            state.nextID += 1
+            let subscriber = FeedSubscriber(id: state.nextID, remoteAddress: remoteAddress, abortConnection: abortConnection)
+            state.active[subscriber.id] = subscriber
+            return (subscriber, state.active.count + state.draining.count)
+        }
+        metrics.connections.record(count)
+        logger.info("feed client connected", metadata: ["client": "\(subscriber.id)", "remote": "\(remoteAddress)", "connections": "\(count)"])
+        return subscriber
+    }
+
+    /// Forgets `subscriber` and stops its writer. Safe to call twice (a slow client is
+    /// disconnected by the hub, then again when its handler ends); only the first counts.
+    func disconnect(_ subscriber: FeedSubscriber) {
+        let (wasConnected, count) = state.withLock { state in
+            let removed = state.active.removeValue(forKey: subscriber.id) ?? state.draining.removeValue(forKey: subscriber.id)
+            return (removed != nil, state.active.count + state.draining.count)
+        }
+        let unsent = subscriber.stop()
+        guard wasConnected else { return }
+        if unsent > 0 { metrics.framesUnsent.increment(by: Int64(unsent)) }
+        metrics.connections.record(count)
+        logger.info("feed client disconnected", metadata: [
+            "client": "\(subscriber.id)", "remote": "\(subscriber.remoteAddress)",
+            "unsent_frames": "\(unsent)", "connections": "\(count)",
+        ])
+    }
+
+    /// Clients that receive new frames; the feed only advances while this is above zero.
+    var activeCount: Int { state.withLock { $0.active.count } }
+    /// Active plus draining clients.
+    var connectionCount: Int { state.withLock { $0.active.count + $0.draining.count } }
+
+    /// Journals `frames` and appends them to every active client's buffer. Returns false (and
+    /// journals nothing) when no client is active. A client whose buffer would overflow is
+    /// disconnected on the spot: it cannot keep up, and it must not hold back the others.
+    @discardableResult
+    func broadcast(_ frames: [EmittedFrame]) -> Bool {
+        guard !frames.isEmpty else { return true }
+        let queued = frames.map { QueuedFrame(text: $0.text, kind: $0.kind) }
+        let capacity = clientBufferCapacity
+        let (delivered, tooSlow): (Bool, [FeedSubscriber]) = state.withLock { state in
+            guard !state.active.isEmpty else { return (false, []) }
+            if let journal {
+                for frame in frames {
+                    state.sequence += 1
+                    journal.append(FrameEncoder.journalLine(seq: state.sequence, frame: frame))
+                }
+            } else {
+                state.sequence += UInt64(frames.count)
+            }
+            var tooSlow: [FeedSubscriber] = []
+            for subscriber in state.active.values where !subscriber.enqueue(queued, capacity: capacity) {
+                tooSlow.append(subscriber)
+            }
+            // Out of the feed at once; `disconnect` below does the bookkeeping.
+            for subscriber in tooSlow {
+                state.active[subscriber.id] = nil
+                state.draining[subscriber.id] = subscriber
+            }
+            return (true, tooSlow)
+        }
+        if delivered { metrics.recordEmitted(frames) }
+        for subscriber in tooSlow {
+            let buffered = subscriber.bufferedCount
+            metrics.slowClientDisconnects.increment()
+            logger.warning("feed client too slow; disconnecting it", metadata: [
+                "client": "\(subscriber.id)", "remote": "\(subscriber.remoteAddress)",
+                "buffered_frames": "\(buffered)", "buffer_capacity": "\(capacity)",
+            ])
+            subscriber.abortConnection()
+            disconnect(subscriber)
+        }
+        return delivered
+    }
+
+    /// Moves every active client to draining: each gets the frames already buffered for it, then
+    /// a close frame. Returns how many clients were told.
+    @discardableResult
+    func drainAll(reason: String) -> Int {
+        let subscribers: [FeedSubscriber] = state.withLock { state in
+            let moving = Array(state.active.values)
+            for subscriber in moving { state.draining[subscriber.id] = subscriber }
+            state.active.removeAll()
+            return moving
+        }
+        for subscriber in subscribers { subscriber.drain(reason: reason) }
+        return subscribers.count
+    }
+
+    /// Waits until every connection ended, at most `timeout`; true when none is left.
+    func waitUntilNoConnections(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while connectionCount > 0 {
+            if ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return true
+    }
+
+    /// Frames journaled (and handed to clients) so far.
+    var emittedCount: UInt64 { state.withLock { $0.sequence } }
+}

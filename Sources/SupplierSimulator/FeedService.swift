@@ -1,0 +1,79 @@
+import Contracts
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The feed loop: every tick it emits the frames that came due at the configured rate, with the
+/// configured faults, to every connected client.
+///
+/// The feed advances only while at least one client is connected: a feed with nobody
+/// listening does not move (no versions are used up, nothing is journaled), so every journaled
+/// frame was handed to at least one client's buffer.
+///
+/// On graceful shutdown it stops emitting, lets every client receive what is already buffered
+/// for it, closes the connections and flushes the journal.
+struct FeedService: Service {
+    let hub: FeedHub
+    let rate: Int
+    let events: [CatalogueEvent]
+    let faults: FaultRates
+    let seed: UInt64
+    let disconnectEvery: Duration?
+    let logger: Logger
+    var tick: Duration = .milliseconds(5)
+    var shutdownDrainTimeout: Duration = .seconds(10)
+
+    func run() async throws {
+        // Versions continue above any earlier run of the simulator (see FeedGenerator.init).
+        let firstVersion = Timestamp.now().millisecondsSinceEpoch * 1000
+        var generator = FeedGenerator(events: events, faults: faults, seed: seed, firstVersion: firstVersion)
+        var pacer = RatePacer(rate: Double(rate))
+        var disconnects = DisconnectSchedule(period: disconnectEvery)
+        let clock = ContinuousClock()
+        let origin = clock.now
+        var nextTick = origin
+        logger.info("feed started", metadata: [
+            "rate": "\(rate)", "events": "\(events.count)", "markets": "\(generator.markets.count)", "seed": "\(seed)",
+            "faults": "malformed=\(faults.malformed) invalid=\(faults.invalid) duplicate=\(faults.duplicate) out_of_order=\(faults.outOfOrder)",
+            "disconnect_every": "\(disconnectEvery.map { "\($0)" } ?? "off")",
+        ])
+
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            nextTick += tick
+            let now = clock.now
+            if nextTick < now - .milliseconds(100) { nextTick = now }  // fell behind: do not spin
+            try? await Task.sleep(until: nextTick, clock: clock)
+
+            let elapsed = clock.now - origin
+            guard hub.activeCount > 0 else {
+                pacer.reset()
+                continue
+            }
+            if disconnects.isDue(now: elapsed) {
+                let dropped = hub.drainAll(reason: "scheduled disconnect (fault injection)")
+                hub.metrics.forcedDisconnects.increment(by: Int64(dropped))
+                logger.notice("fault injection: closing every connection after its buffered frames", metadata: ["connections": "\(dropped)"])
+                pacer.reset()
+                continue
+            }
+            let due = pacer.framesDue(now: elapsed)
+            guard due > 0 else { continue }
+            let frames = generator.nextFrames(count: due, at: Timestamp.now())
+            if hub.broadcast(frames) {
+                pacer.record(emitted: due)
+            } else {
+                pacer.reset()
+            }
+        }
+
+        let draining = hub.drainAll(reason: "supplier shutting down")
+        if draining > 0 || hub.connectionCount > 0 {
+            logger.info("writing buffered frames before closing", metadata: ["connections": "\(hub.connectionCount)"])
+        }
+        if !(await hub.waitUntilNoConnections(timeout: shutdownDrainTimeout)) {
+            logger.warning("connections still open after the drain timeout", metadata: ["connections": "\(hub.connectionCount)"])
+        }
+        hub.journal?.flush()
+        logger.info("feed stopped", metadata: ["frames_emitted": "\(hub.emittedCount)"])
+    }
+}

@@ -1,0 +1,71 @@
+import Contracts
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import ServiceLifecycle
+import ServiceSupport
+import Synchronization
+
+/// Wires the supplier: metrics, journal, feed hub, WebSocket server and feed loop, in a
+/// ServiceGroup that shuts down on SIGTERM/SIGINT. Services are listed dependencies first, edge
+/// last; the group stops them in reverse order, so the feed loop stops (and drains its clients)
+/// before the server, the journal and the operations endpoint.
+enum SupplierApplication {
+    static func build(configuration: SupplierConfiguration, logger: Logger) throws -> ServiceGroup {
+        let registry = MetricsSetup.bootstrap()
+        let metrics = SupplierMetrics()
+        let journal = try configuration.journalPath.map { try Journal(path: $0) }
+        let hub = FeedHub(clientBufferCapacity: configuration.clientBufferCapacity, journal: journal,
+                          metrics: metrics, logger: Logger(label: "supplier.feed"))
+        let desk = ConfirmationDesk(seed: configuration.seed ^ 0xC0FF_EE00)
+        let serverReady = ListeningFlag()
+
+        let router = SupplierServer.router(hub: hub, desk: desk, metrics: metrics)
+        let feedServer = Application(
+            router: router,
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: router,
+                // No auto-ping: a client that stops reading (ingest waiting for Kafka) is handled
+                // by the bounded buffer, not by a ping timeout.
+                configuration: .init(ws: .init(maxFrameSize: 1 << 16, autoPing: .disabled, closeTimeout: .seconds(5)))),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.httpPort), serverName: "supplier-simulator"),
+            onServerRunning: { _ in serverReady.set() },
+            logger: Logger(label: "supplier.http"))
+
+        let operations = OperationsServer.application(
+            host: configuration.host, port: configuration.metricsPort, registry: registry,
+            readiness: [ReadinessCheck(name: "feed_server") { serverReady.isSet }],
+            logger: Logger(label: "supplier.operations"))
+
+        let feed = FeedService(
+            hub: hub, rate: configuration.rate,
+            events: Catalogue.events(generatedCount: configuration.generatedEvents),
+            faults: configuration.faults, seed: configuration.seed,
+            disconnectEvery: configuration.disconnectEvery, logger: Logger(label: "supplier.feed"))
+
+        var services: [any Service] = [operations]
+        if let journal { services.append(JournalFlusher(journal: journal)) }
+        services += [feedServer, feed] as [any Service]
+        logger.info("supplier-simulator starting", metadata: [
+            "ws": "ws://\(configuration.host):\(configuration.httpPort)/ws",
+            "metrics_port": "\(configuration.metricsPort)",
+            "journal": "\(configuration.journalPath ?? "off")",
+            "client_buffer": "\(configuration.clientBufferCapacity)",
+        ])
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        // A second signal, or a client that never answers the close, must not hang the process.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(30)
+        return ServiceGroup(configuration: groupConfiguration)
+    }
+}
+
+/// Set once the WebSocket server listens; read by `/readyz`.
+final class ListeningFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}

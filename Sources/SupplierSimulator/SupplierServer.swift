@@ -1,0 +1,108 @@
+import Contracts
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+
+/// Request context that keeps the connection's channel, so a slow client can be disconnected
+/// even while its writer is blocked on a full socket.
+struct SupplierRequestContext: RequestContext, WebSocketRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let webSocket: WebSocketHandlerReference<SupplierRequestContext>
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = CoreRequestContextStorage(source: source)
+        webSocket = WebSocketHandlerReference()
+        channel = source.channel
+    }
+}
+
+/// The supplier's public server: the `/ws` feed and the `POST /supplier/confirm` mock.
+enum SupplierServer {
+    /// How long a closing connection waits for the client's close reply.
+    static let closeReplyTimeout: Duration = .seconds(5)
+
+    static func router(hub: FeedHub, desk: ConfirmationDesk, metrics: SupplierMetrics) -> Router<SupplierRequestContext> {
+        let router = Router(context: SupplierRequestContext.self)
+        router.ws("/ws") { inbound, outbound, context in
+            let channel = context.requestContext.channel
+            let subscriber = hub.connect(
+                remoteAddress: channel.remoteAddress?.description ?? "unknown",
+                abortConnection: { channel.close(promise: nil) })
+            defer { hub.disconnect(subscriber) }
+            await serve(subscriber, inbound: inbound, outbound: outbound, metrics: metrics)
+        }
+        router.post("/supplier/confirm") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            let parsed: ConfirmationRequest
+            do {
+                parsed = try ConfirmationRequest.parse(Array(buffer: body))
+            } catch {
+                return json(.badRequest, ["error": ["code": "bad_request", "message": "\(error)"]])
+            }
+            var answer: [String: Any] = [:]
+            if let betId = parsed.betId { answer["bet_id"] = betId }
+            switch desk.decide() {
+            case .confirmed(let confirmationId):
+                metrics.confirmations["confirmed"]?.increment()
+                answer["status"] = "confirmed"
+                answer["confirmation_id"] = confirmationId
+            case .rejected(let reason):
+                metrics.confirmations["rejected"]?.increment()
+                answer["status"] = "rejected"
+                answer["reason"] = reason
+            }
+            return json(.ok, answer)
+        }
+        return router
+    }
+
+    /// Writes the subscriber's frames until it is stopped or drained; a second task reads the
+    /// client's side only to notice when it closes.
+    static func serve(_ subscriber: FeedSubscriber, inbound: WebSocketInboundStream,
+                      outbound: WebSocketOutboundWriter, metrics: SupplierMetrics) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    for try await _ in inbound {}
+                } catch {}
+                // The client closed (or the connection dropped): nothing more can be written.
+                subscriber.stop()
+            }
+            writing: while true {
+                switch await subscriber.nextStep() {
+                case .write(let frames):
+                    var written = 0
+                    do {
+                        for frame in frames {
+                            try await outbound.write(.text(frame.text))
+                            written += 1
+                        }
+                        metrics.recordSent(frames)
+                    } catch {
+                        metrics.recordSent(Array(frames[..<written]))
+                        metrics.framesUnsent.increment(by: Int64(frames.count - written))
+                        break writing
+                    }
+                case .close(let reason):
+                    // Everything buffered is written; the close frame follows it on the wire.
+                    try? await outbound.close(.goingAway, reason: reason)
+                    group.addTask { try? await Task.sleep(for: closeReplyTimeout) }
+                    _ = await group.next()  // the client's close reply, or the timeout
+                    break writing
+                case .stop:
+                    break writing
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

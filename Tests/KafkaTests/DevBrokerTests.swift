@@ -1,0 +1,139 @@
+import Foundation
+import IntegrationSupport
+import Kafka
+import Testing
+
+/// The dev broker itself: data integrity, consumer groups and committed offsets over real
+/// sockets, and its process behaviour (clean stop, clear errors).
+@Suite("kafka-dev-broker", .serialized)
+struct DevBrokerTests {
+    @Test("keys and headers survive; a two-member group splits partitions; a new member resumes at the committed offsets")
+    func groupSplitsAndResumesAtCommittedOffsets() async throws {
+        let topic = "dev_broker_group"
+        let broker = try await KafkaDevBrokerProcess(topics: ["\(topic):6"])
+        defer { broker.stop() }
+        let allPartitions = Set((0..<6).map { TopicPartition(topic: topic, partition: Int32($0)) })
+
+        // 60 messages over 12 keys, each with two headers (one binary).
+        let producer = try KafkaTest.producer(broker.bootstrap)
+        func message(_ index: Int) -> KafkaProducerMessage {
+            KafkaProducerMessage(
+                topic: topic,
+                key: KafkaTest.bytes("event-\(index % 12)"),
+                value: KafkaTest.bytes("update-\(index)"),
+                headers: [KafkaHeader(key: "source", value: "test"), KafkaHeader(key: "seq", value: [0, 255, UInt8(index % 256)])]
+            )
+        }
+        let firstReports = try await KafkaTest.sendAll(producer, (0..<60).map(message))
+        #expect(firstReports.allSatisfy { $0.isDelivered && $0.offset >= 0 })
+
+        // Two members join together; each gets a non-empty, disjoint share of the partitions.
+        let group = TestInfrastructure.uniqueName("group")
+        let memberA = try KafkaTest.consumer(broker.bootstrap, group: group, topics: [topic])
+        let memberB = try KafkaTest.consumer(broker.bootstrap, group: group, topics: [topic])
+
+        // Each member "processes" everything it gets but commits only messages 0..<40
+        // (a prefix of every partition, since each partition holds them in send order).
+        let counter = SeenCounter()
+        async let seenA = Self.consumeCounting(memberA, counter: counter, commitBelow: 40)
+        async let seenB = Self.consumeCounting(memberB, counter: counter, commitBelow: 40)
+        let (messagesA, messagesB) = try await (seenA, seenB)
+
+        let partitionsA = Set(messagesA.map(\.topicPartition))
+        let partitionsB = Set(messagesB.map(\.topicPartition))
+        #expect(!memberA.assignment.isEmpty && !memberB.assignment.isEmpty)
+        #expect(memberA.assignment.isDisjoint(with: memberB.assignment))
+        #expect(memberA.assignment.union(memberB.assignment) == allPartitions)
+        #expect(partitionsA.isSubset(of: memberA.assignment))
+        #expect(partitionsB.isSubset(of: memberB.assignment))
+
+        // Everything arrived intact, exactly once.
+        let all = messagesA + messagesB
+        #expect(all.count == 60)
+        #expect(Set(all.map(\.valueString)) == Set((0..<60).map { "update-\($0)" }))
+        for received in all {
+            let index = Int(received.valueString.dropFirst("update-".count))!
+            #expect(received.keyString == "event-\(index % 12)")
+            #expect(received.headers == [KafkaHeader(key: "source", value: "test"), KafkaHeader(key: "seq", value: [0, 255, UInt8(index % 256)])])
+            #expect(received.timestampMilliseconds != nil)
+        }
+
+        try await memberA.close()
+        try await memberB.close()
+
+        // 20 more after both left; a new member must see exactly 40..<80.
+        _ = try await KafkaTest.sendAll(producer, (60..<80).map(message))
+        let memberC = try KafkaTest.consumer(broker.bootstrap, group: group, topics: [topic])
+        let resumed = try await KafkaTest.consume(memberC) { $0.count >= 40 }
+        let extra = try await KafkaTest.drain(memberC)
+        let indexes = (resumed + extra).map { Int($0.valueString.dropFirst("update-".count))! }
+        #expect(indexes.sorted() == Array(40..<80))
+        try await memberC.close()
+        await producer.shutdown()
+    }
+
+    /// Polls until the whole group has seen all 60 messages; commits only messages < `commitBelow`.
+    static func consumeCounting(_ member: KafkaConsumer, counter: SeenCounter, commitBelow: Int) async throws -> [KafkaConsumerMessage] {
+        var seen: [KafkaConsumerMessage] = []
+        let deadline = ContinuousClock.now + .seconds(45)
+        while ContinuousClock.now < deadline {
+            let batch = try await member.poll(maxMessages: 100, maxWait: .milliseconds(100))
+            seen += batch
+            await counter.add(batch.count)
+            let processed = batch.filter { Int($0.valueString.dropFirst("update-".count))! < commitBelow }
+            try await member.commit(messages: processed)
+            if await counter.total >= 60 { return seen }
+        }
+        throw KafkaTest.Timeout(description: "group saw \(await counter.total) of 60 messages")
+    }
+
+    @Test("kafka-dev-broker exits 0 on SIGTERM and removes its address file")
+    func stopsCleanlyOnSigterm() async throws {
+        let addressFile = FileManager.default.temporaryDirectory.appendingPathComponent("kdb-\(UUID().uuidString).addr")
+        let process = try ManagedProcess(
+            executable: try TestInfrastructure.binDirectory().appendingPathComponent("kafka-dev-broker"),
+            arguments: ["--address-file", addressFile.path, "--topic", "t:2"]
+        )
+        let ready = try await TestInfrastructure.waitUntil { FileManager.default.fileExists(atPath: addressFile.path) }
+        #expect(ready, "address file never appeared: \(process.output)")
+        let address = try String(contentsOf: addressFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(address.hasPrefix("127.0.0.1:"))
+        #expect(await KafkaAdmin.isReachable(bootstrapServers: address, timeout: .seconds(5), logger: KafkaTest.logger))
+        #expect(process.output.contains("kafka-dev-broker ready bootstrap=\(address) brokers=1 topics=t:2"))
+
+        let status = process.stop(signal: SIGTERM)
+        #expect(status == 0)
+        #expect(!FileManager.default.fileExists(atPath: addressFile.path))
+    }
+
+    @Test("an invalid --topic gives one error line and a non-zero exit", arguments: ["x:abc", "x", ":3", "x:0"])
+    func rejectsInvalidTopic(_ spec: String) async throws {
+        let process = try ManagedProcess(
+            executable: try TestInfrastructure.binDirectory().appendingPathComponent("kafka-dev-broker"),
+            arguments: ["--topic", spec]
+        )
+        let exited = try await TestInfrastructure.waitUntil { !process.isRunning }
+        #expect(exited)
+        #expect(process.process.terminationStatus != 0)
+        let lines = process.output.split(separator: "\n", omittingEmptySubsequences: true)
+        #expect(lines.count == 1, "output: \(process.output)")
+        #expect(lines.first?.contains("--topic") == true)
+    }
+
+    @Test("--brokers 0 is rejected with one line")
+    func rejectsZeroBrokers() async throws {
+        let process = try ManagedProcess(
+            executable: try TestInfrastructure.binDirectory().appendingPathComponent("kafka-dev-broker"),
+            arguments: ["--brokers", "0"]
+        )
+        let exited = try await TestInfrastructure.waitUntil { !process.isRunning }
+        #expect(exited)
+        #expect(process.process.terminationStatus != 0)
+        #expect(process.output.split(separator: "\n").count == 1, "output: \(process.output)")
+    }
+}
+
+actor SeenCounter {
+    private(set) var total = 0
+    func add(_ count: Int) { total += count }
+}

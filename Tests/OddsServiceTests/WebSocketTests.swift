@@ -1,0 +1,275 @@
+import Contracts
+import Foundation
+import IntegrationSupport
+import NIOWebSocket
+import Testing
+@testable import OddsService
+
+@Suite("WebSocket /ws/odds with real clients, Redis and PostgreSQL")
+struct WebSocketTests {
+    func subscribe(_ client: WSTestClient, _ eventIds: [String], versions: [String: Int64] = [:]) async throws {
+        var frame: [String: Any] = ["type": "subscribe", "eventIds": eventIds]
+        if !versions.isEmpty { frame["versions"] = versions }
+        try await client.send(String(decoding: try JSONSerialization.data(withJSONObject: frame), as: UTF8.self))
+    }
+
+    @Test func snapshotThenOrderedDeltasAndStaleDropped() async throws {
+        let service = try await RunningService.start()
+        defer { Task { await service.stop() } }
+        let event = Fixtures.eventId("WS")
+        try await service.seeder.write(Fixtures.update(event, version: 1), publish: false)
+        try await service.seeder.write(Fixtures.update(event, "btts", version: 4), publish: false)
+
+        let client = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await client.close() } }
+        try await client.send(#"{"type":"subscribe","eventId":"\#(event)"}"#)
+        let snapshot = try await client.waitFor { $0.isSnapshot }.first?.snapshotMarkets
+        #expect(snapshot?.map(\.market) == ["1x2", "btts"])
+        #expect(snapshot?.map(\.version) == [1, 4])
+
+        for version in 2...30 { try await service.seeder.write(Fixtures.update(event, version: Int64(version))) }
+        // Stale and duplicate versions on the channel never reach the client.
+        try await service.seeder.publishOnly(Fixtures.update(event, version: 10))
+        try await service.seeder.publishOnly(Fixtures.update(event, version: 30))
+        try await service.seeder.publishOnly(Fixtures.update(event, "btts", version: 3))
+        try await service.seeder.write(Fixtures.update(event, "btts", version: 5))
+        let deltas = try await client.waitFor(30) { $0.isOdds }
+        try await Task.sleep(for: .milliseconds(200))
+        let all = client.messages.compactMap(\.oddsPayload)
+        #expect(all.filter { $0.market == "1x2" }.map(\.version) == Array(2...30))
+        #expect(all.filter { $0.market == "btts" }.map(\.version) == [5])
+        #expect(deltas.count == 30)
+        #expect(client.messages.first?.isSnapshot == true)
+        #expect(service.metrics.staleDropped.load(ordering: .relaxed) >= 3)
+    }
+
+    @Test func resumeSendsOnlyNewerMarketsAndUnsubscribeStopsDeltas() async throws {
+        let service = try await RunningService.start()
+        defer { Task { await service.stop() } }
+        let first = Fixtures.eventId("RES")
+        let second = Fixtures.eventId("RES")
+        for update in [Fixtures.update(first, version: 41), Fixtures.update(first, "btts", version: 10),
+                       Fixtures.update(first, "ou_2_5", version: 3), Fixtures.update(second, version: 41)] {
+            try await service.seeder.write(update, publish: false)
+        }
+        let client = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await client.close() } }
+        try await subscribe(client, [first, second], versions: ["1x2": 41, "btts": 9])
+        let snapshots = try await client.waitFor(2) { $0.isSnapshot }
+        let byEvent = Dictionary(uniqueKeysWithValues: snapshots.compactMap { message -> (String, [OddsUpdate])? in
+            if case .snapshot(let eventId, let markets) = message { return (eventId, markets) }
+            return nil
+        })
+        #expect(byEvent[first]?.map(\.market) == ["btts", "ou_2_5"])
+        #expect(byEvent[second]?.isEmpty == true)
+
+        // Deltas not newer than the resume versions are dropped too.
+        try await service.seeder.publishOnly(Fixtures.update(second, version: 40))
+        try await service.seeder.write(Fixtures.update(second, version: 42))
+        try await client.waitFor { $0.oddsPayload?.eventId == second }
+        #expect(client.messages.compactMap(\.oddsPayload).map(\.version) == [42])
+
+        try await client.send(#"{"type":"unsubscribe","eventId":"\#(second)"}"#)
+        try await client.send(#"{"type":"ping"}"#)
+        try await client.waitFor { $0.isPong }
+        try await service.seeder.write(Fixtures.update(second, version: 43))
+        try await service.seeder.write(Fixtures.update(first, version: 42))
+        try await client.waitFor { $0.oddsPayload?.eventId == first }
+        #expect(!client.messages.compactMap(\.oddsPayload).contains { $0.eventId == second && $0.version == 43 })
+    }
+
+    @Test func badFramesGetErrorFramesAndTheConnectionSurvives() async throws {
+        let service = try await RunningService.start(environment: ["WS_MAX_FRAME_BYTES": "256"])
+        defer { Task { await service.stop() } }
+        let client = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await client.close() } }
+        let bad = [
+            "not json", "[1,2]", #"{"type":42}"#, #"{"type":"dance"}"#, #"{"type":"subscribe"}"#,
+            #"{"type":"subscribe","eventId":"bad id!"}"#, #"{"type":"subscribe","eventIds":"x"}"#,
+            #"{"type":"subscribe","eventId":"E","versions":{"1x2":-1}}"#,
+            #"{"type":"subscribe","eventId":"\#(String(repeating: "A", count: 300))"}"#,
+        ]
+        for frame in bad { try await client.send(frame) }
+        try await client.sendBinary([1, 2, 3])
+        let errors = try await client.waitFor(bad.count + 1) { $0.errorCode != nil }
+        #expect(errors.count == bad.count + 1)
+        let codes = errors.compactMap(\.errorCode)
+        #expect(codes.contains("bad_frame"))
+        #expect(codes.contains("unknown_type"))
+        #expect(codes.contains("invalid_event_id"))
+        #expect(codes.contains("frame_too_large"))
+        try await client.send(#"{"type":"ping"}"#)
+        try await client.waitFor { $0.isPong }
+        #expect(!client.isFinished)
+    }
+
+    @Test func heartbeatWhenIdle() async throws {
+        let service = try await RunningService.start(environment: ["WS_HEARTBEAT_MS": "200"])
+        defer { Task { await service.stop() } }
+        let client = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await client.close() } }
+        let beats = try await client.waitFor(2, timeout: .seconds(5)) { $0.isHeartbeat }
+        #expect(beats.count >= 2)
+        #expect(client.received.first?.text == #"{"type":"heartbeat"}"#)
+    }
+
+    @Test func subscriptionAndRateLimits() async throws {
+        let service = try await RunningService.start(environment: [
+            "WS_MAX_SUBSCRIPTIONS": "3", "WS_MAX_MESSAGES_PER_SECOND": "5",
+        ])
+        defer { Task { await service.stop() } }
+        let client = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await client.close() } }
+        try await subscribe(client, ["A1", "A2"])
+        try await subscribe(client, ["A3", "A4"])
+        try await client.waitFor { $0.errorCode == "too_many_subscriptions" }
+        #expect(service.hub.allConnections().first?.subscriptions == ["A1", "A2"])
+
+        // Burst of 5 allowed per second; the rest get rate_limited error frames.
+        try await Task.sleep(for: .milliseconds(1100))
+        for _ in 0..<12 { try await client.send(#"{"type":"ping"}"#) }
+        let limited = try await client.waitFor(7) { $0.errorCode == "rate_limited" }
+        #expect(limited.count >= 7)
+        #expect(!client.isFinished)
+        try await Task.sleep(for: .milliseconds(1100))
+        try await client.send(#"{"type":"ping"}"#)
+        try await client.waitFor(6) { $0.isPong }
+
+        // A flood is abusive: the connection is closed with 1008 (policy violation).
+        let flooder = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await flooder.close() } }
+        for _ in 0..<120 { try? await flooder.send(#"{"type":"ping"}"#) }
+        #expect(try await flooder.waitUntilFinished())
+        #expect(flooder.closeCode == .policyViolation)
+    }
+
+    @Test func connectionLimit() async throws {
+        let service = try await RunningService.start(environment: ["WS_MAX_CONNECTIONS": "2"])
+        defer { Task { await service.stop() } }
+        let first = try await WSTestClient.connect(service.wsURL)
+        let second = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await first.close(); await second.close() } }
+        _ = try await TestInfrastructure.waitUntil { service.hub.connectionCount == 2 }
+        let third = try await WSTestClient.connect(service.wsURL)
+        #expect(try await third.waitUntilFinished())
+        #expect(third.closeCode == .unknown(1013))
+        try await first.send(#"{"type":"ping"}"#)
+        try await first.waitFor { $0.isPong }
+    }
+
+    @Test func deadPeerIsDetectedAndCleanedUp() async throws {
+        let service = try await RunningService.start(environment: ["WS_PING_MS": "300"])
+        defer { Task { await service.stop() } }
+        // A client that never reads never answers pings.
+        let silent = try await WSTestClient.connect(service.wsURL, reading: false)
+        defer { Task { await silent.close() } }
+        _ = try await TestInfrastructure.waitUntil { service.hub.connectionCount == 1 }
+        let cleaned = try await TestInfrastructure.waitUntil(timeout: .seconds(5)) { service.hub.connectionCount == 0 }
+        #expect(cleaned)
+        #expect(service.metrics.connections.load(ordering: .relaxed) == 0)
+    }
+
+    /// A client that stops reading does not delay a fast one; it ends conflated, then closed 4000.
+    @Test func slowConsumerDoesNotDelayOthers() async throws {
+        let service = try await RunningService.start(environment: [
+            "WS_QUEUE_LIMIT": "8", "WS_QUEUE_HARD_LIMIT": "64", "WS_SEND_TIMEOUT_MS": "1500",
+        ])
+        defer { Task { await service.stop() } }
+        let event = Fixtures.eventId("SLOW")
+        try await service.seeder.write(Fixtures.update(event, version: 1), publish: false)
+        let slow = try await WSTestClient.connect(service.wsURL, reading: false)
+        let fast = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await slow.close(); await fast.close() } }
+        try await subscribe(slow, [event])
+        try await subscribe(fast, [event])
+        try await fast.waitFor { $0.isSnapshot }
+        _ = try await TestInfrastructure.waitUntil { service.hub.allConnections().allSatisfy { $0.subscriptions.count == 1 } }
+
+        // Large frames (64 KiB team names) fill the stalled socket's buffers quickly.
+        let big = String(repeating: "X", count: 64 * 1024)
+        let markets = ["1x2", "btts", "ou_2_5"]
+        var published: [(version: Int64, at: ContinuousClock.Instant)] = []
+        for version in 2...400 {
+            let update = Fixtures.update(event, markets[version % 3], version: Int64(version), home: big)
+            published.append((Int64(version), .now))
+            try await service.seeder.write(update)
+            if version % 50 == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let delivered = try await fast.waitFor(399, timeout: .seconds(30)) { $0.isOdds }
+        #expect(delivered.count == 399)
+        // Delivery latency of the fast client, publish → receive.
+        let arrivals = Dictionary(uniqueKeysWithValues: fast.received.compactMap { received -> (Int64, ContinuousClock.Instant)? in
+            guard let payload = received.message?.oddsPayload else { return nil }
+            return (payload.version, received.at)
+        })
+        let latencies = published.compactMap { entry in arrivals[entry.version].map { $0 - entry.at } }.sorted()
+        let median = latencies[latencies.count / 2]
+        let p99 = latencies[latencies.count * 99 / 100]
+        print("fast client latency with a stalled peer: median \(median), p99 \(p99), max \(latencies.last ?? .zero)")
+        #expect(median < .milliseconds(25))
+        #expect(p99 < .milliseconds(250))
+
+        let slowEnded = try await TestInfrastructure.waitUntil(timeout: .seconds(10)) {
+            service.metrics.slowCloses.load(ordering: .relaxed) >= 1
+        }
+        #expect(slowEnded)
+        #expect(service.metrics.conflated.load(ordering: .relaxed) > 0)
+        // Once it reads again it sees what was sent, then the 4000 close frame.
+        slow.resumeReading()
+        #expect(try await slow.waitUntilFinished(timeout: .seconds(10)))
+        #expect(slow.closeCode == .unknown(4000) || slow.closeCode == nil)
+        let slowVersions = slow.messages.compactMap(\.oddsPayload).map(\.version)
+        #expect(slowVersions.count < 399)
+        for market in markets {
+            let seen = slow.messages.compactMap(\.oddsPayload).filter { $0.market == market }.map(\.version)
+            #expect(seen == seen.sorted() && Set(seen).count == seen.count)
+        }
+        #expect(!fast.isFinished)
+    }
+
+    @Test func redisRestartResyncsSubscribers() async throws {
+        let service = try await RunningService.start()
+        defer { Task { await service.stop() } }
+        let event = Fixtures.eventId("RST")
+        try await service.seeder.write(Fixtures.update(event, version: 5), publish: false)
+        try await service.seeder.write(Fixtures.update(event, "btts", version: 2), publish: false)
+        let client = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await client.close() } }
+        try await subscribe(client, [event])
+        try await client.waitFor { $0.isSnapshot }
+
+        service.redisServer.stop()
+        try await Task.sleep(for: .milliseconds(1200))
+        try await service.redisServer.start()
+        // Written while the subscription was down: the processor's publish is lost.
+        try await service.seeder.write(Fixtures.update(event, version: 6), publish: false)
+        try await service.seeder.write(Fixtures.update(event, "btts", version: 2), publish: false)
+        let resynced = try await client.waitFor(timeout: .seconds(15)) { $0.oddsPayload?.version == 6 }
+        #expect(resynced.count == 1)
+        #expect(service.metrics.resyncs.load(ordering: .relaxed) >= 1)
+        // btts v2 was already sent in the snapshot: not sent again.
+        #expect(!client.messages.compactMap(\.oddsPayload).contains { $0.market == "btts" })
+        // Live deltas flow again.
+        try await service.seeder.write(Fixtures.update(event, version: 7))
+        try await client.waitFor { $0.oddsPayload?.version == 7 }
+    }
+
+    @Test func twoInstancesBothDeliver() async throws {
+        let first = try await RunningService.start()
+        let second = try await RunningService.start(sharing: first)
+        defer { Task { await second.stop(); await first.stop() } }
+        let event = Fixtures.eventId("TWO")
+        let a = try await WSTestClient.connect(first.wsURL)
+        let b = try await WSTestClient.connect(second.wsURL)
+        defer { Task { await a.close(); await b.close() } }
+        try await subscribe(a, [event])
+        try await subscribe(b, [event])
+        try await a.waitFor { $0.isSnapshot }
+        try await b.waitFor { $0.isSnapshot }
+        for version in 1...20 { try await first.seeder.write(Fixtures.update(event, version: Int64(version))) }
+        let fromFirst = try await a.waitFor(20) { $0.isOdds }.compactMap(\.oddsPayload).map(\.version)
+        let fromSecond = try await b.waitFor(20) { $0.isOdds }.compactMap(\.oddsPayload).map(\.version)
+        #expect(fromFirst == Array(1...20))
+        #expect(fromSecond == Array(1...20))
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+@testable import SupplierSimulator
+
+@Suite("Supplier feed hub: client buffers, journal, slow clients, draining")
+struct FeedHubTests {
+    static func frames(_ count: Int, from start: Int = 0) -> [EmittedFrame] {
+        (start..<(start + count)).map { EmittedFrame(kind: .valid, text: "frame-\($0)", expectedReason: nil) }
+    }
+
+    static func journalPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("hub-journal-\(UUID().uuidString).jsonl").path
+    }
+
+    @Test("nothing is journaled or queued while nobody is connected")
+    func noClientsNoFeed() throws {
+        let path = Self.journalPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let journal = try Journal(path: path)
+        let hub = FeedHub(clientBufferCapacity: 10, journal: journal, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        #expect(hub.broadcast(Self.frames(3)) == false)
+        journal.flush()
+        #expect(try String(contentsOfFile: path, encoding: .utf8).isEmpty)
+        #expect(hub.emittedCount == 0)
+    }
+
+    @Test("every client gets every frame in journal order")
+    func broadcastAndJournal() async throws {
+        let path = Self.journalPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let journal = try Journal(path: path)
+        let hub = FeedHub(clientBufferCapacity: 100, journal: journal, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let first = hub.connect(remoteAddress: "a", abortConnection: {})
+        let second = hub.connect(remoteAddress: "b", abortConnection: {})
+        #expect(hub.broadcast(Self.frames(3)))
+        #expect(hub.broadcast(Self.frames(2, from: 3)))
+        for subscriber in [first, second] {
+            guard case .write(let batch) = await subscriber.nextStep() else {
+                Issue.record("expected frames")
+                return
+            }
+            #expect(batch.map(\.text) == (0..<5).map { "frame-\($0)" })
+        }
+        journal.flush()
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 5)
+        #expect(lines[4] == #"{"seq":5,"kind":"valid","frame":"frame-4"}"#)
+    }
+
+    @Test("a client whose buffer would overflow is disconnected; the others carry on")
+    func slowClient() async throws {
+        let hub = FeedHub(clientBufferCapacity: 4, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let aborted = LockedCounter()
+        let slow = hub.connect(remoteAddress: "slow", abortConnection: { aborted.increment() })
+        let fast = hub.connect(remoteAddress: "fast", abortConnection: {})
+        #expect(hub.broadcast(Self.frames(3)))
+        // The fast client empties its buffer; the slow one does not.
+        guard case .write(let batch) = await fast.nextStep() else { Issue.record("expected frames"); return }
+        #expect(batch.count == 3)
+        #expect(hub.broadcast(Self.frames(3, from: 3)))
+        #expect(aborted.value == 1)
+        #expect(hub.activeCount == 1)
+        guard case .stop = await slow.nextStep() else { Issue.record("slow client should stop"); return }
+        guard case .write(let next) = await fast.nextStep() else { Issue.record("expected frames"); return }
+        #expect(next.map(\.text) == ["frame-3", "frame-4", "frame-5"])
+    }
+
+    @Test("draining hands over what is buffered, then asks for the close; the feed pauses")
+    func drainAfterBufferedFrames() async throws {
+        let hub = FeedHub(clientBufferCapacity: 100, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let subscriber = hub.connect(remoteAddress: "a", abortConnection: {})
+        #expect(hub.broadcast(Self.frames(2)))
+        #expect(hub.drainAll(reason: "bye") == 1)
+        #expect(hub.activeCount == 0)
+        #expect(hub.broadcast(Self.frames(1, from: 2)) == false)  // nobody active: the feed does not advance
+        guard case .write(let batch) = await subscriber.nextStep() else { Issue.record("expected frames"); return }
+        #expect(batch.count == 2)
+        guard case .close(let reason) = await subscriber.nextStep() else { Issue.record("expected close"); return }
+        #expect(reason == "bye")
+        hub.disconnect(subscriber)
+        #expect(await hub.waitUntilNoConnections(timeout: .seconds(1)))
+    }
+
+    @Test("a waiting writer is woken by new frames and by cancellation")
+    func writerWakeUps() async throws {
+        let hub = FeedHub(clientBufferCapacity: 100, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let subscriber = hub.connect(remoteAddress: "a", abortConnection: {})
+        async let step = subscriber.nextStep()
+        try await Task.sleep(for: .milliseconds(50))
+        hub.broadcast(Self.frames(1))
+        guard case .write(let batch) = await step else { Issue.record("expected frames"); return }
+        #expect(batch.map(\.text) == ["frame-0"])
+
+        let waiting = Task { await subscriber.nextStep() }
+        try await Task.sleep(for: .milliseconds(50))
+        waiting.cancel()
+        guard case .stop = await waiting.value else { Issue.record("cancellation should stop the writer"); return }
+    }
+}
+
+final class LockedCounter: Sendable {
+    private let count = Mutex(0)
+    func increment() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}

@@ -1,0 +1,158 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import HummingbirdWSClient
+import IntegrationSupport
+import Logging
+import Synchronization
+import Testing
+
+/// Starting the real `supplier-simulator` binary and talking to it over real sockets.
+enum SupplierProcess {
+    struct Ports {
+        let http: Int
+        let metrics: Int
+        var feedURL: String { "ws://127.0.0.1:\(http)/ws" }
+        var metricsURL: String { "http://127.0.0.1:\(metrics)" }
+    }
+
+    static func ports() throws -> Ports {
+        Ports(http: try TestInfrastructure.freePort(), metrics: try TestInfrastructure.freePort())
+    }
+
+    static func start(_ ports: Ports, environment: [String: String] = [:]) async throws -> ManagedProcess {
+        var env = ["HTTP_HOST": "127.0.0.1", "HTTP_PORT": "\(ports.http)", "METRICS_PORT": "\(ports.metrics)",
+                   "LOG_FORMAT": "text", "LOG_LEVEL": "info"]
+        env.merge(environment) { $1 }
+        let process = try ManagedProcess(
+            executable: try TestInfrastructure.binDirectory().appendingPathComponent("supplier-simulator"),
+            arguments: [], environment: env)
+        let ready = try await TestInfrastructure.waitUntil(timeout: .seconds(15)) {
+            (try? await HTTP.get("\(ports.metricsURL)/readyz").status) == 200
+        }
+        try #require(ready, "supplier did not become ready: \(process.output)")
+        return process
+    }
+}
+
+enum HTTP {
+    static func get(_ url: String) async throws -> (status: Int, body: String) {
+        try await request(URLRequest(url: URL(string: url)!))
+    }
+
+    static func post(_ url: String, body: String) async throws -> (status: Int, body: String) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body.utf8)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        return try await self.request(request)
+    }
+
+    static func request(_ request: URLRequest) async throws -> (status: Int, body: String) {
+        var request = request
+        request.timeoutInterval = 5
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The value of a Prometheus sample, e.g. `odds_supplier_connections` or
+    /// `odds_supplier_frames_sent_total{kind="valid"}`; 0 when absent.
+    static func metric(_ name: String, in text: String) -> Double {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1)) ?? 0
+        }
+        return 0
+    }
+}
+
+/// One journal line.
+struct JournalEntry: Sendable, Equatable {
+    let seq: Int
+    let kind: String
+    let reason: String?
+    let frame: String
+
+    static func read(_ path: String) throws -> [JournalEntry] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return try text.split(separator: "\n").map { line in
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            return JournalEntry(seq: try #require(object["seq"] as? Int), kind: try #require(object["kind"] as? String),
+                                reason: object["reason"] as? String, frame: try #require(object["frame"] as? String))
+        }
+    }
+}
+
+/// A WebSocket client that records every text frame it reads, until the server closes.
+final class RecordingClient: Sendable {
+    private let frames = Mutex<[String]>([])
+    private let connections = Mutex(0)
+
+    var received: [String] { frames.withLock { $0 } }
+    var connectionCount: Int { connections.withLock { $0 } }
+
+    /// Reads one connection until the server closes it.
+    func readUntilClosed(url: String) async throws {
+        connections.withLock { $0 += 1 }
+        var logger = Logger(label: "test.ws")
+        logger.logLevel = .warning
+        try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 16), logger: logger) { inbound, _, _ in
+            for try await message in inbound.messages(maxSize: 1 << 16) {
+                if case .text(let text) = message { self.frames.withLock { $0.append(text) } }
+            }
+        }
+    }
+
+    /// Reconnects after every close until `stop` says so.
+    func readReconnecting(url: String, until stop: @Sendable () -> Bool) async {
+        while !stop() {
+            try? await readUntilClosed(url: url)
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+/// A WebSocket client that completes the upgrade and then never reads, with a tiny receive
+/// buffer: the supplier's view of a client that stopped keeping up.
+final class StalledWebSocketClient: Sendable {
+    let descriptor: Int32
+
+    init(port: Int) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        var size: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            Glibc.close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        let request = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        descriptor = fd
+    }
+
+    func close() {
+        Glibc.close(descriptor)
+    }
+}
+
+/// Compares two frame sequences and, when they differ, reports the counts and the first
+/// difference instead of dumping megabytes of frames.
+func expectSameFrames(_ actual: [String], _ expected: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+    guard actual != expected else { return }
+    let firstDifference = zip(actual, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        ?? min(actual.count, expected.count)
+    Issue.record("""
+        frames differ: \(actual.count) received, \(expected.count) expected; first difference at index \(firstDifference): \
+        received \(firstDifference < actual.count ? actual[firstDifference] : "nothing"), \
+        expected \(firstDifference < expected.count ? expected[firstDifference] : "nothing")
+        """, sourceLocation: sourceLocation)
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Processor throughput bench: pre-fills odds_updates on a private dev broker, then measures how
+fast one odds-processor (release build) applies it into PostgreSQL and Redis.
+
+Usage: scripts/bench_processor.py [--messages 200000] [--events 1000] [--batch-size 2000]
+Prints throughput (updates/s), batch size, p50/p99 batch latency (from the processor's
+Prometheus histogram), RSS and CPU of the processor, and the machine.
+"""
+import argparse, json, os, random, re, socket, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, ".build", "release")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metrics(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def counter(text, name):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def histogram_quantile(text, name, q):
+    buckets = []
+    for line in text.splitlines():
+        m = re.match(name + r'_bucket\{le="([^"]+)"\} (\S+)', line)
+        if m:
+            buckets.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    target = q * buckets[-1][1]
+    for bound, count in sorted(buckets):
+        if count >= target:
+            return bound
+    return None
+
+
+def proc_stats(pid):
+    rss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    return rss, cpu
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--partitions", type=int, default=24)
+    args = parser.parse_args()
+
+    print("bench-processor: building release binaries", flush=True)
+    subprocess.run(["swift", "build", "-c", "release", "--product", "odds-processor"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["swift", "build", "-c", "release", "--product", "kafka-dev-broker"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+
+    work = tempfile.mkdtemp(prefix="bench-processor-")
+    env = dict(os.environ, INFRA_DIR=os.path.join(work, "infra"), REDIS_PORT=str(free_port()),
+               POSTGRES_PORT=str(free_port()), KAFKA_DEV_BROKER=os.path.join(BIN, "kafka-dev-broker"),
+               KAFKA_TOPICS=f"odds_updates:{args.partitions} odds_updates_dlq:1")
+    infra = os.path.join(ROOT, "scripts", "infra.sh")
+    processor = None
+    try:
+        subprocess.run([infra, "up"], env=env, check=True, stdout=subprocess.DEVNULL)
+        addresses = {}
+        with open(os.path.join(env["INFRA_DIR"], "env")) as f:
+            for line in f:
+                key, value = line.replace("export ", "").strip().split("=", 1)
+                addresses[key] = value
+
+        print(f"bench-processor: producing {args.messages} updates for {args.events} events x 3 markets", flush=True)
+        markets = [("1x2", ["home", "draw", "away"]), ("ou_2_5", ["over", "under"]), ("btts", ["yes", "no"])]
+        versions = {}
+        data = os.path.join(work, "updates.txt")
+        rng = random.Random(7)
+        with open(data, "w") as f:
+            for i in range(args.messages):
+                event = f"BENCH_{rng.randrange(args.events):05d}"
+                market, selections = markets[rng.randrange(3)]
+                version = versions.get((event, market), 0) + 1
+                versions[(event, market)] = version
+                odds = {s: round(rng.uniform(1.2, 9.0), 2) for s in selections}
+                update = {"event_id": event, "home_team": "Home " + event[-3:], "away_team": "Away " + event[-3:],
+                          "market": market, "odds": odds, "status": "open",
+                          "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                          "source": "bench", "version": version}
+                f.write(event + "|" + json.dumps(update, separators=(",", ":")) + "\n")
+        subprocess.run(["kcat", "-P", "-b", addresses["KAFKA_BROKERS"], "-t", "odds_updates", "-K", "|", "-z", "none",
+                        "-X", "linger.ms=20", "-X", "batch.num.messages=10000", "-l", data], check=True)
+
+        port = free_port()
+        penv = dict(os.environ, KAFKA_BROKERS=addresses["KAFKA_BROKERS"], REDIS_ADDR=addresses["REDIS_ADDR"],
+                    POSTGRES_DSN=addresses["POSTGRES_DSN"], METRICS_PORT=str(port), LOG_LEVEL="warning",
+                    PROCESSOR_BATCH_SIZE=str(args.batch_size), MIGRATIONS_DIR=os.path.join(ROOT, "migrations"))
+        processor = subprocess.Popen([os.path.join(BIN, "odds-processor")], env=penv, stdout=subprocess.DEVNULL)
+        first_at = None
+        started = time.monotonic()
+        while True:
+            time.sleep(0.05)
+            try:
+                consumed = counter(metrics(port), "odds_processor_consumed_total")
+            except OSError:
+                consumed = 0
+            if consumed > 0 and first_at is None:
+                first_at = time.monotonic()
+                rss0, cpu0 = proc_stats(processor.pid)
+            if consumed >= args.messages:
+                done_at = time.monotonic()
+                break
+            if time.monotonic() - started > 600:
+                sys.exit("bench-processor: timed out")
+        text = metrics(port)
+        rss, cpu = proc_stats(processor.pid)
+        elapsed = done_at - first_at
+        batches = counter(text, "odds_processor_batch_size_count")
+        applied = counter(text, "odds_processor_applied_total")
+        stale = counter(text, "odds_processor_stale_total")
+        collapsed = counter(text, "odds_processor_collapsed_total")
+        p50 = histogram_quantile(text, "odds_processor_batch_latency_seconds", 0.5)
+        p99 = histogram_quantile(text, "odds_processor_batch_latency_seconds", 0.99)
+        print()
+        print(f"machine: {os.cpu_count()} cores, {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}")
+        print(f"messages: {args.messages}  events: {args.events}  markets: {len(versions)}  partitions: {args.partitions}")
+        print(f"throughput: {args.messages / elapsed:,.0f} updates/s over {elapsed:.2f} s (applied {applied:.0f}, "
+              f"collapsed in batch {collapsed:.0f}, stale {stale:.0f})")
+        print(f"batches: {batches:.0f}, mean size {args.messages / max(batches, 1):.0f} (max {args.batch_size})")
+        print(f"batch latency: p50 <= {p50 * 1000 if p50 else float('nan'):.0f} ms, p99 <= {p99 * 1000 if p99 else float('nan'):.0f} ms (histogram bucket bounds)")
+        print(f"processor RSS: {rss:.0f} MiB, CPU: {(cpu - cpu0) / elapsed * 100:.0f}% of one core while applying")
+    finally:
+        if processor:
+            processor.terminate()
+            processor.wait(timeout=30)
+        subprocess.run([infra, "down"], env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    main()
