@@ -9,7 +9,9 @@ Prometheus histogram), RSS and CPU of the processor, and the machine.
 import argparse, json, os, random, re, socket, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, ".build", "release")
+# SCRATCH_PATH lets the bench reuse another build folder (e.g. .build-feed) instead of .build.
+SCRATCH = os.environ.get("SCRATCH_PATH", os.path.join(ROOT, ".build"))
+BIN = os.path.join(SCRATCH, "release")
 
 
 def free_port():
@@ -68,10 +70,9 @@ def main():
     args = parser.parse_args()
 
     print("bench-processor: building release binaries", flush=True)
-    subprocess.run(["swift", "build", "-c", "release", "--product", "odds-processor"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run(["swift", "build", "-c", "release", "--product", "kafka-dev-broker"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    for product in ("odds-processor", "kafka-dev-broker"):
+        subprocess.run(["swift", "build", "-c", "release", "--scratch-path", SCRATCH, "--product", product], cwd=ROOT,
+                       check=True, stdout=subprocess.DEVNULL)
 
     work = tempfile.mkdtemp(prefix="bench-processor-")
     env = dict(os.environ, INFRA_DIR=os.path.join(work, "infra"), REDIS_PORT=str(free_port()),

@@ -18,6 +18,7 @@ Output: one line per request, then `openapi: N passed, M failed`; exit 1 on any 
 from __future__ import annotations
 
 import argparse
+import decimal
 import json
 import re
 import sys
@@ -42,7 +43,7 @@ def load_registry(root: Path):
     openapi_uri = openapi_path.resolve().as_uri()
     resources = [(openapi_uri, Resource(contents=document, specification=DRAFT202012))]
     for schema_path in contracts.glob("*.schema.json"):
-        contents = json.loads(schema_path.read_text())
+        contents = json.loads(schema_path.read_text(), parse_float=decimal.Decimal)
         resource = Resource.from_contents(contents, default_specification=DRAFT202012)
         resources.append((schema_path.resolve().as_uri(), resource))
         if "$id" in contents:
@@ -57,8 +58,10 @@ def pointer_escape(token: str) -> str:
 def resolve_local(document, node):
     """Follows a local '#/...' $ref (responses, parameters) inside the document."""
     while isinstance(node, dict) and "$ref" in node and node["$ref"].startswith("#/"):
+        target = document
         for token in node["$ref"][2:].split("/"):
-            node = node[token.replace("~1", "/").replace("~0", "~")]
+            target = target[token.replace("~1", "/").replace("~0", "~")]
+        node = target
     return node
 
 
@@ -141,7 +144,7 @@ def main() -> int:
                         validator = Draft202012Validator({"$ref": schema_ref}, registry=registry,
                                                          format_checker=FormatChecker())
                         try:
-                            instance = json.loads(body)
+                            instance = json.loads(body, parse_float=decimal.Decimal)
                         except ValueError as error:
                             problems.append(f"body is not JSON: {error}")
                         else:

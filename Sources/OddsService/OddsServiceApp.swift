@@ -76,8 +76,9 @@ func buildApplication(
                        defaultEventsPerPage: configuration.defaultEventsPerPage).addRoutes(to: router)
 
     let wsRouter = Router(context: OddsWebSocketRequestContext.self)
-    OddsWebSocketController(hub: hub, query: query, limits: configuration.ws, metrics: metrics, logger: logger)
-        .addRoutes(to: wsRouter)
+    let wsController = OddsWebSocketController(hub: hub, query: query, limits: configuration.ws, metrics: metrics, logger: logger)
+    wsController.addRoutes(to: wsRouter)
+    wsController.addHTTPFallback(to: router)
 
     let app = Application(
         router: router,

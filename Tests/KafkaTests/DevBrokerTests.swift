@@ -24,13 +24,25 @@ struct DevBrokerTests {
                 headers: [KafkaHeader(key: "source", value: "test"), KafkaHeader(key: "seq", value: [0, 255, UInt8(index % 256)])]
             )
         }
-        let firstReports = try await KafkaTest.sendAll(producer, (0..<60).map(message))
-        #expect(firstReports.allSatisfy { $0.isDelivered && $0.offset >= 0 })
-
         // Two members join together; each gets a non-empty, disjoint share of the partitions.
+        // The messages are produced only once the group is stable, so no commit races the
+        // rebalance that the second member's join causes (that is the owner's business, and
+        // odds-processor treats such a failed commit as a replay).
         let group = TestInfrastructure.uniqueName("group")
         let memberA = try KafkaTest.consumer(broker.bootstrap, group: group, topics: [topic])
         let memberB = try KafkaTest.consumer(broker.bootstrap, group: group, topics: [topic])
+        let deadline = ContinuousClock.now + .seconds(45)
+        while ContinuousClock.now < deadline,
+              memberA.assignment.isEmpty || memberB.assignment.isEmpty
+                || memberA.assignment.union(memberB.assignment) != allPartitions {
+            async let pollA = memberA.poll(maxMessages: 1, maxWait: .milliseconds(100))
+            async let pollB = memberB.poll(maxMessages: 1, maxWait: .milliseconds(100))
+            let early = try await pollA + pollB
+            #expect(early.isEmpty, "nothing was produced yet")
+        }
+
+        let firstReports = try await KafkaTest.sendAll(producer, (0..<60).map(message))
+        #expect(firstReports.allSatisfy { $0.isDelivered && $0.offset >= 0 })
 
         // Each member "processes" everything it gets but commits only messages 0..<40
         // (a prefix of every partition, since each partition holds them in send order).

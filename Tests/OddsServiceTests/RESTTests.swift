@@ -65,7 +65,7 @@ struct RESTTests {
         #expect(try await service.get("/v1/events/\(ahead)/odds").decode(EventOddsResponse.self).markets.map(\.version) == [9])
 
         // Redis down: PostgreSQL answers, readiness turns false.
-        service.redisServer.stop()
+        await service.stopRedis()
         let duringOutage = try await service.get("/v1/events/\(onlyInPostgres)/odds")
         #expect(duringOutage.status == 200)
         #expect(try duringOutage.decode(EventOddsResponse.self).markets.map(\.version) == [7, 2])
@@ -143,8 +143,11 @@ struct RESTTests {
         process.standardOutput = output
         process.standardError = output
         try process.run()
-        let data = await Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-        process.waitUntilExit()
+        let data = try await onThread {
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return data
+        }
         let text = String(decoding: data, as: UTF8.self)
         #expect(process.terminationStatus == 0, "\(text)")
         #expect(text.contains("openapi: "), "\(text)")

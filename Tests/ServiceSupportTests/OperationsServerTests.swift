@@ -24,7 +24,7 @@ import Testing
 
     @Test func servesHealthReadinessAndMetrics() async throws {
         let registry = PrometheusCollectorRegistry()
-        registry.makeCounter(name: "odds_test_events_total", labels: [("kind", "sample")]).increment(by: Int64(3))
+        PrometheusMetricsFactory(registry: registry).makeCounter(label: "odds_test_events_total", dimensions: [("kind", "sample")]).increment(by: 3)
         let dependencyUp = LockedValue(true)
         let router = OperationsServer.router(registry: registry, readiness: [
             ReadinessCheck(name: "redis") { dependencyUp.withLock { $0 } },

@@ -30,8 +30,25 @@ struct OddsWebSocketController: Sendable {
     let logger: Logger
 
     func addRoutes(to router: Router<OddsWebSocketRequestContext>) {
-        router.ws("/ws/odds") { inbound, outbound, context in
+        // At WS_MAX_CONNECTIONS the upgrade is refused: the request then reaches the HTTP router,
+        // which answers 503 `too_many_connections` (see `addHTTPFallback`). A race past this
+        // check is caught by `hub.open` and closed with 4013.
+        router.ws("/ws/odds", shouldUpgrade: { [hub, limits] _, _ in
+            hub.connectionCount < limits.maxConnections ? .upgrade([:]) : .dontUpgrade
+        }) { inbound, outbound, context in
             try await handle(inbound: inbound, outbound: outbound, channel: context.requestContext.channel)
+        }
+    }
+
+    /// `GET /ws/odds` without an accepted upgrade.
+    func addHTTPFallback(to router: Router<BasicRequestContext>) {
+        router.get("/ws/odds") { [hub, limits, metrics] _, _ -> Response in
+            if hub.connectionCount >= limits.maxConnections {
+                metrics.serverClose(ServerCloseReason.tooManyConnections.metricName)
+                throw APIError(status: .serviceUnavailable, code: "too_many_connections",
+                               message: "at most \(limits.maxConnections) WebSocket connections; retry later")
+            }
+            throw APIError(status: .badRequest, code: "upgrade_required", message: "connect with a WebSocket upgrade")
         }
     }
 

@@ -44,12 +44,13 @@ enum ServerCloseReason: Sendable, Equatable {
 }
 
 /// Close codes odds-service uses besides the RFC 6455 ones (1000 normal, 1001 going away /
-/// ping timeout, 1008 policy violation, 1009 message too big).
+/// ping timeout or shutdown, 1008 policy violation, 1009 frame above the hard size cap).
 enum WebSocketCloseCodes {
     /// Private-use code: the client did not read fast enough (conflation was not enough).
     static let slowConsumer: UInt16 = 4000
-    /// RFC 6455 registry "Try Again Later": the server is at WS_MAX_CONNECTIONS.
-    static let tryAgainLater: UInt16 = 1013
+    /// Private-use mirror of the registered 1013 "Try Again Later": the server is at
+    /// WS_MAX_CONNECTIONS. (NIO's WebSocket state machine treats 1013 as a protocol error.)
+    static let tryAgainLater: UInt16 = 4013
 }
 
 /// One WebSocket client: its `ConnectionState` behind a mutex, and a wake-up for its writer

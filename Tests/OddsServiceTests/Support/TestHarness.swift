@@ -225,9 +225,15 @@ final class RunningService: Sendable {
         _ = try? await task.value
         await redis.shutdown()
         if ownsInfrastructure {
-            redisServer.stop()
+            await stopRedis()
             await database.drop()
         }
+    }
+
+    /// Stops the private redis-server off the cooperative pool (ManagedProcess.stop blocks).
+    func stopRedis() async {
+        let server = redisServer
+        _ = try? await onThread { server.stop() }
     }
 
     func get(_ path: String, port: Int? = nil) async throws -> HTTPAnswer {
@@ -248,9 +254,9 @@ struct HTTPAnswer: Sendable {
 /// A minimal HTTP/1.1 GET over a blocking socket (run off the cooperative pool).
 enum RawHTTP {
     static func get(host: String, port: Int, path: String) async throws -> HTTPAnswer {
-        try await Task.detached {
+        try await onThread {
             try request(host: host, port: port, raw: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
-        }.value
+        }
     }
 
     static func request(host: String, port: Int, raw: String) throws -> HTTPAnswer {
@@ -305,5 +311,14 @@ enum RawHTTP {
             index = start + size + 2
         }
         return output
+    }
+}
+
+/// Runs blocking work (sockets, waiting for a child process) on its own thread: the service under
+/// test runs in this process and needs the few cooperative-pool threads of a 2-core machine.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.start()
     }
 }
