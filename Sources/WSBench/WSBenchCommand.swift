@@ -33,19 +33,31 @@ struct WSBenchCommand: AsyncParsableCommand {
     @Option(help: "odds-service pid, to report its RSS.") var servicePid: Int32?
     @Option(help: "Event id prefix.") var eventPrefix = "BENCH"
     @Option(help: "Seconds to wait for stragglers after publishing stops.") var drainSeconds = 10
+    @Option(help: "Client implementation: raw (NIO handler, cheap; default) or hummingbird (WSClient, one task per connection).")
+    var client = "raw"
+    @Option(help: "both | clients | publisher. Run clients and publisher as two processes so the publisher is not starved by the clients on a small machine: start `--role clients`, wait for 'subscribed', then start `--role publisher` with the same --events/--markets/--rate/--duration.")
+    var role = "both"
 
     func run() async throws {
         raiseFileLimit()
+        guard ["both", "clients", "publisher"].contains(role) else { throw ValidationError("--role must be both, clients or publisher") }
         let logger = { var logger = Logger(label: "ws-bench"); logger.logLevel = .error; return logger }()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let stats = BenchStats(shards: 16)
         let eventIds = (0..<events).map { "\(eventPrefix)_\($0)" }
         let redis = try RedisClient(address: redisAddr)
         let publisher = Publisher(redis: redis, channel: channel, eventIds: eventIds, markets: markets)
-        try await publisher.seed()
-        print("ws-bench: seeded \(events) events x \(markets) markets; opening \(connections) connections to \(url)")
-
         let rssMonitor = RSSMonitor(pid: servicePid)
+
+        if role == "publisher" {
+            let published = try await publisher.publish(rate: rate, seconds: duration, followers: [Int](repeating: 0, count: events), rss: rssMonitor)
+            say("ws-bench publisher: \(published.count) updates in \(published.elapsed) (\(String(format: "%.0f", Double(published.count) / published.elapsed.seconds))/s, target \(rate)/s)")
+            await redis.shutdown()
+            return
+        }
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        try await publisher.seed()
+        say("ws-bench: seeded \(events) events x \(markets) markets; opening \(connections) connections to \(url)")
         let clients = Task {
             await withTaskGroup(of: Void.self) { tasks in
                 for index in 0..<connections {
@@ -56,8 +68,17 @@ struct WSBenchCommand: AsyncParsableCommand {
                         }
                     }
                     let eventId = eventIds[index % eventIds.count]
-                    tasks.addTask {
-                        await runClient(index: index, eventId: eventId, group: group, stats: stats, logger: logger)
+                    if client == "raw" {
+                        do {
+                            try await RawWebSocketBench.connect(url: url, eventId: eventId, shard: index % stats.shards,
+                                                                group: group, stats: stats)
+                        } catch {
+                            stats.failed.add(1, ordering: .relaxed)
+                        }
+                    } else {
+                        tasks.addTask {
+                            await runClient(index: index, eventId: eventId, group: group, stats: stats, logger: logger)
+                        }
                     }
                 }
             }
@@ -68,14 +89,28 @@ struct WSBenchCommand: AsyncParsableCommand {
             if ContinuousClock.now - rampStart > .seconds(120) { break }
         }
         let subscribed = stats.subscribed.load(ordering: .relaxed)
-        print("ws-bench: \(subscribed) connections subscribed (\(stats.failed.load(ordering: .relaxed)) failed) in \(ContinuousClock.now - rampStart)")
+        say("ws-bench: \(subscribed) connections subscribed (\(stats.failed.load(ordering: .relaxed)) failed) in \(ContinuousClock.now - rampStart)")
         rssMonitor.sample()
 
         // Per event, how many clients follow it: expected deliveries = sum over published updates.
         var followers = [Int](repeating: 0, count: events)
         for index in 0..<connections { followers[index % events] += 1 }
         stats.resetLatency()
-        let published = try await publisher.publish(rate: rate, seconds: duration, followers: followers, rss: rssMonitor)
+        var published = Publisher.Result()
+        if role == "both" {
+            published = try await publisher.publish(rate: rate, seconds: duration, followers: followers, rss: rssMonitor)
+        } else {
+            // The publisher runs elsewhere; its update order is deterministic, so is the expectation.
+            published.count = rate * duration
+            for index in 0..<published.count { published.expectedDeliveries += followers[(index % (events * markets)) % events] }
+            while stats.delivered.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            let start = ContinuousClock.now
+            while ContinuousClock.now - start < .seconds(duration) {
+                try await Task.sleep(for: .seconds(1))
+                rssMonitor.sample()
+            }
+            published.elapsed = ContinuousClock.now - start
+        }
         let expected = published.expectedDeliveries
         let drainStart = ContinuousClock.now
         while stats.delivered.load(ordering: .relaxed) < expected, ContinuousClock.now - drainStart < .seconds(drainSeconds) {
@@ -85,17 +120,17 @@ struct WSBenchCommand: AsyncParsableCommand {
         let histogram = stats.mergedLatency()
         let delivered = stats.delivered.load(ordering: .relaxed)
         func ms(_ percentile: Double) -> String { String(format: "%.2f ms", Double(histogram.valueAtPercentile(percentile)) / 1000) }
-        print("""
+        say("""
             ws-bench results
               connections        \(connections) (\(subscribed) subscribed, \(stats.failed.load(ordering: .relaxed)) failed, \(stats.closed.load(ordering: .relaxed)) closed by server)
               events/markets     \(events) / \(markets)
-              published          \(published.count) updates in \(published.elapsed) (\(String(format: "%.0f", Double(published.count) / published.elapsed.seconds))/s, target \(rate)/s)
+              published          \(published.count) updates in \(published.elapsed) (target \(rate)/s)
               delivered          \(delivered) / \(expected) expected (\(String(format: "%.3f", Double(delivered) / Double(max(1, expected)) * 100))%)
               latency publish→recv p50 \(ms(50))  p90 \(ms(90))  p99 \(ms(99))  p99.9 \(ms(99.9))  max \(String(format: "%.2f ms", Double(histogram.max) / 1000))
               odds-service RSS   \(rssMonitor.report())
             """)
-        clients.cancel()
         stats.stopping.store(true, ordering: .relaxed)
+        clients.cancel()
         await redis.shutdown()
         try? await group.shutdownGracefully()
     }
@@ -129,20 +164,43 @@ struct WSBenchCommand: AsyncParsableCommand {
     static let sourceMarker = Array(#""source":"bench:"#.utf8)
 
     static func contains(_ buffer: ByteBuffer, _ marker: [UInt8]) -> Bool {
-        buffer.readableBytesView.firstRange(of: marker) != nil
+        find(marker, in: buffer) != nil
+    }
+
+    /// Offset just past the first occurrence of `marker` (a plain byte loop: the generic
+    /// `firstRange(of:)` is unspecialized and dominated the client's CPU profile).
+    static func find(_ marker: [UInt8], in buffer: ByteBuffer) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes -> Int? in
+            marker.withUnsafeBufferPointer { needle -> Int? in
+                let count = bytes.count, length = needle.count
+                guard length > 0, count >= length else { return nil }
+                let first = needle[0]
+                var index = 0
+                while index <= count - length {
+                    if bytes[index] == first {
+                        var matched = 1
+                        while matched < length && bytes[index + matched] == needle[matched] { matched += 1 }
+                        if matched == length { return index + length }
+                    }
+                    index += 1
+                }
+                return nil
+            }
+        }
     }
 
     /// The publish time written in `source` ("bench:<µs>").
     static func benchMicros(_ buffer: ByteBuffer) -> Int64? {
-        let view = buffer.readableBytesView
-        guard let range = view.firstRange(of: sourceMarker) else { return nil }
-        var value: Int64 = 0
-        var index = range.upperBound
-        while index < view.endIndex, view[index] >= 48, view[index] <= 57 {
-            value = value * 10 + Int64(view[index] - 48)
-            index += 1
+        guard let offset = find(sourceMarker, in: buffer) else { return nil }
+        return buffer.withUnsafeReadableBytes { bytes -> Int64 in
+            var value: Int64 = 0
+            var index = offset
+            while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
+                value = value * 10 + Int64(bytes[index] - 48)
+                index += 1
+            }
+            return value
         }
-        return value
     }
 
     static func nowMicros() -> Int64 {
@@ -234,11 +292,18 @@ struct Publisher {
         return commands
     }
 
-    /// Version 1 of every market, written without publishing (the snapshot and REST data).
+    /// Versions grow with wall time (ms × 1000), so a new run never goes below what a previous
+    /// run left in Redis (which clients receive as their snapshot).
+    static func versionBase() -> Int64 {
+        Int64(Date().timeIntervalSince1970 * 1000) * 1000
+    }
+
+    /// A current version of every market, written without publishing (snapshot and REST data).
     func seed() async throws {
+        let version = Self.versionBase()
         for event in eventIds.indices {
             for market in 0..<markets {
-                for result in try await redis.pipeline(try commands(for: update(event: event, market: market, version: 1), publish: false)) {
+                for result in try await redis.pipeline(try commands(for: update(event: event, market: market, version: version), publish: false)) {
                     _ = try result.get()
                 }
             }
@@ -248,7 +313,7 @@ struct Publisher {
     func publish(rate: Int, seconds: Int, followers: [Int], rss: RSSMonitor) async throws -> Result {
         var result = Result()
         let total = rate * seconds
-        var versions = [Int64](repeating: 1, count: eventIds.count * markets)
+        var versions = [Int64](repeating: Publisher.versionBase(), count: eventIds.count * markets)
         let start = ContinuousClock.now
         var next = 0
         var lastSample = start
@@ -305,4 +370,9 @@ final class RSSMonitor: Sendable {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// Unbuffered line output (a redirected stdout is block-buffered; scripts wait for these lines).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }

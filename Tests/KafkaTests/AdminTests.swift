@@ -13,13 +13,15 @@ struct AdminTests {
         #expect(metadata.brokerCount >= 1)
     }
 
-    @Test("isReachable is false, quickly, for a closed port")
+    @Test("isReachable is false, within its timeout, for a closed port")
     func unreachable() async throws {
         let port = try TestInfrastructure.freePort()
         let started = ContinuousClock.now
         let reachable = await KafkaAdmin.isReachable(bootstrapServers: "127.0.0.1:\(port)", timeout: .seconds(1), logger: KafkaTest.logger)
         #expect(!reachable)
-        #expect(ContinuousClock.now - started < .seconds(3))
+        // A bound, not a benchmark: the check must not hang past its timeout (generous for a
+        // loaded 2-core CI machine).
+        #expect(ContinuousClock.now - started < .seconds(10))
     }
 
     @Test("createTopic reports the dev broker's missing CreateTopics and carries on")

@@ -142,14 +142,14 @@ struct ProducerConsumerTests {
         async let seenA = Self.consumeUntilStopped(memberA, stop: stop)
         async let seenB = Self.consumeUntilStopped(memberB, stop: stop)
 
-        let settled = try await TestInfrastructure.waitUntil(timeout: .seconds(30)) {
+        let settled = try await TestInfrastructure.waitUntil(timeout: .seconds(90)) {
             !memberA.assignment.isEmpty && !memberB.assignment.isEmpty && memberA.assignment.count + memberB.assignment.count == 4
         }
         #expect(settled)
         _ = try await KafkaTest.enqueueAll(producer, (0..<2_000).map {
             KafkaProducerMessage(topic: topic, key: "event-\($0 % 40)", value: "\($0)")
         })
-        let counted = try await TestInfrastructure.waitUntil(timeout: .seconds(30)) { await stop.count >= 2_001 }
+        let counted = try await TestInfrastructure.waitUntil(timeout: .seconds(60)) { await stop.count >= 2_001 }
         #expect(counted)
         try await Task.sleep(for: .milliseconds(500))  // anything extra would be a duplicate
         await stop.stop()
@@ -158,7 +158,12 @@ struct ProducerConsumerTests {
         #expect(!messagesA.isEmpty && !messagesB.isEmpty)
         #expect(memberA.assignment.isDisjoint(with: memberB.assignment))
         let all = messagesA + messagesB
-        #expect(all.count == 2_001)
+        // Only the warm-up message, read while the group was still forming (its commit may lose
+        // the race with the second member's join), may be delivered twice; every message
+        // produced after the group settled arrives exactly once.
+        let afterSettling = all.filter { $0.valueString != "-1" }
+        #expect(afterSettling.count == 2_000)
+        #expect(Set(afterSettling.map(\.id)).count == 2_000)
         #expect(Set(all.map(\.id)).count == 2_001)
         #expect(Set(all.map(\.valueString)) == Set((-1..<2_000).map(String.init)))
         try await memberA.close()
@@ -172,7 +177,13 @@ struct ProducerConsumerTests {
             let batch = try await consumer.poll(maxMessages: 200, maxWait: .milliseconds(50))
             seen += batch
             await stop.add(batch.count)
-            try await consumer.commit(messages: batch)  // commit after processing
+            do {
+                try await consumer.commit(messages: batch)  // commit after processing
+            } catch let error as KafkaError where error.code == .rebalanceInProgress || error.code == .illegalGeneration {
+                // A commit that races a rebalance fails; the partition's next owner replays it.
+                // The next poll serves the rebalance.
+                _ = error
+            }
         }
         return seen
     }

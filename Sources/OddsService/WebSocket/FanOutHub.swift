@@ -11,10 +11,17 @@ import Synchronization
 final class FanOutHub: Sendable {
     private struct State {
         var connections: [UInt64: WSConnection] = [:]
-        /// event id → subscribers; arrays are copy-on-write, so `deliver` takes a snapshot
-        /// under the lock and iterates outside it.
-        var subscribers: [String: [WSConnection]] = [:]
+        /// event id → subscribers grouped by event loop; arrays are copy-on-write, so `deliver`
+        /// takes a snapshot under the lock and iterates outside it.
+        var subscribers: [String: [Bucket]] = [:]
         var nextId: UInt64 = 1
+        var flushers: [ObjectIdentifier: EventLoopFlusher] = [:]
+    }
+
+    /// The subscribers of one event that live on one event loop (nil: no channel, tests).
+    struct Bucket: Sendable {
+        let flusher: EventLoopFlusher?
+        var connections: [WSConnection]
     }
 
     private let state = Mutex(State())
@@ -32,7 +39,13 @@ final class FanOutHub: Sendable {
     func open(channel: (any Channel)?) -> WSConnection? {
         let connection: WSConnection? = state.withLock { state in
             guard state.connections.count < limits.maxConnections else { return nil }
-            let connection = WSConnection(id: state.nextId, channel: channel, limits: limits, metrics: metrics)
+            var flusher: EventLoopFlusher?
+            if let channel {
+                let key = ObjectIdentifier(channel.eventLoop)
+                flusher = state.flushers[key] ?? EventLoopFlusher(eventLoop: channel.eventLoop)
+                state.flushers[key] = flusher
+            }
+            let connection = WSConnection(id: state.nextId, channel: channel, flusher: flusher, limits: limits, metrics: metrics)
             state.nextId += 1
             state.connections[connection.id] = connection
             return connection
@@ -56,8 +69,15 @@ final class FanOutHub: Sendable {
     func attach(_ connection: WSConnection, to eventIds: [String]) {
         state.withLock { state in
             guard state.connections[connection.id] != nil else { return }
-            for eventId in eventIds where !(state.subscribers[eventId] ?? []).contains(where: { $0 === connection }) {
-                state.subscribers[eventId, default: []].append(connection)
+            for eventId in eventIds {
+                var buckets = state.subscribers[eventId] ?? []
+                if buckets.contains(where: { $0.connections.contains { $0 === connection } }) { continue }
+                if let index = buckets.firstIndex(where: { $0.flusher === connection.flusher }) {
+                    buckets[index].connections.append(connection)
+                } else {
+                    buckets.append(Bucket(flusher: connection.flusher, connections: [connection]))
+                }
+                state.subscribers[eventId] = buckets
             }
         }
     }
@@ -69,21 +89,37 @@ final class FanOutHub: Sendable {
     }
 
     private static func detach(_ connection: WSConnection, from eventId: String, in state: inout State) {
-        guard var list = state.subscribers[eventId], let index = list.firstIndex(where: { $0 === connection }) else { return }
-        list.swapAt(index, list.count - 1)
-        list.removeLast()
-        state.subscribers[eventId] = list.isEmpty ? nil : list
+        guard var buckets = state.subscribers[eventId],
+              let bucket = buckets.firstIndex(where: { $0.flusher === connection.flusher }),
+              let index = buckets[bucket].connections.firstIndex(where: { $0 === connection }) else { return }
+        buckets[bucket].connections.swapAt(index, buckets[bucket].connections.count - 1)
+        buckets[bucket].connections.removeLast()
+        if buckets[bucket].connections.isEmpty { buckets.remove(at: bucket) }
+        state.subscribers[eventId] = buckets.isEmpty ? nil : buckets
     }
 
-    /// Fans one applied update out to the event's subscribers. Returns how many were offered it.
+    /// Fans one applied update out to the event's subscribers: the frame is encoded once, and
+    /// each event loop offers it to its own connections (in parallel across loops, then one
+    /// flush per connection). Returns how many connections were offered it.
     @discardableResult
     func deliver(_ update: OddsUpdate) -> Int {
-        guard let subscribers = state.withLock({ $0.subscribers[update.eventId] }) else { return 0 }
+        guard let buckets = state.withLock({ $0.subscribers[update.eventId] }) else { return 0 }
         let message = ServerMessage.odds(eventId: update.eventId, payload: update)
         let bytes = (try? ContractCoding.encoder.encode(message)).map { ByteBuffer(bytes: $0) } ?? ByteBuffer()
         let frame = PendingFrame.odds(update, bytes: bytes)
-        for connection in subscribers { connection.offer(update, frame: frame) }
-        return subscribers.count
+        var offered = 0
+        for bucket in buckets {
+            let connections = bucket.connections
+            offered += connections.count
+            if let flusher = bucket.flusher {
+                flusher.eventLoop.execute {
+                    for connection in connections { connection.offer(update, frame: frame) }
+                }
+            } else {
+                for connection in connections { connection.offer(update, frame: frame) }
+            }
+        }
+        return offered
     }
 
     /// Events with at least one subscriber (re-sync after a Redis reconnect).

@@ -60,8 +60,13 @@ struct OddsWebSocketController: Sendable {
             return
         }
         defer { hub.remove(connection) }
+        // Small per-socket write buffer: a client that stops reading holds at most ~32 KiB in
+        // NIO (plus the kernel buffer); the rest waits in the bounded, conflating queue.
+        if let channel {
+            _ = channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 8 * 1024, high: 32 * 1024))
+        }
         let decision = await withTaskGroup(of: Void.self) { group -> ServerCloseReason? in
-            group.addTask { await writeLoop(connection, outbound: outbound, channel: channel) }
+            group.addTask { await writeLoop(connection, outbound: outbound) }
             let decision = await readLoop(connection, inbound: inbound)
             connection.close(decision)
             group.cancelAll()
@@ -72,37 +77,18 @@ struct OddsWebSocketController: Sendable {
         }
     }
 
-    /// Writes queued frames until the connection closes. Only this task feeds the socket.
-    ///
-    /// With the channel at hand (always, in the server) a batch costs one hop to the event loop:
-    /// the frames are written straight into the pipeline (the WebSocket frame encoder) and
-    /// flushed once, instead of one async writer call per frame. Backpressure comes from the
-    /// channel's writability (NIO's write-buffer watermarks): while the socket does not drain,
-    /// the writer waits, the queue grows, conflates, and the sweeper closes the connection when
-    /// the wait exceeds WS_SEND_TIMEOUT_MS.
-    func writeLoop(_ connection: WSConnection, outbound: WebSocketOutboundWriter, channel: (any Channel)?) async {
-        while let batch = await connection.nextBatch(max: 256) {
-            if let channel {
-                while !channel.isWritable {
-                    if connection.isClosed || !channel.isActive { return }
-                    try? await Task.sleep(for: .milliseconds(2))
+    /// Without a channel (never in the server) a task writes the queue through the async writer;
+    /// with one, `WSConnection.flushOnEventLoop` writes and this task only waits for the end.
+    func writeLoop(_ connection: WSConnection, outbound: WebSocketOutboundWriter) async {
+        guard !connection.isChannelDriven else { return }
+        while let batch = await connection.nextBatch() {
+            do {
+                for frame in batch {
+                    try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame.bytes)))
                 }
-                guard !connection.isClosed else { return }
-                channel.eventLoop.execute {
-                    for frame in batch {
-                        channel.write(WebSocketFrame(fin: true, opcode: .text, data: frame.bytes), promise: nil)
-                    }
-                    channel.flush()
-                }
-            } else {
-                do {
-                    for frame in batch {
-                        try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame.bytes)))
-                    }
-                } catch {
-                    connection.close(nil)
-                    return
-                }
+            } catch {
+                connection.close(nil)
+                return
             }
             connection.batchWritten()
             metrics.framesSent(batch)

@@ -53,11 +53,46 @@ enum WebSocketCloseCodes {
     static let tryAgainLater: UInt16 = 4013
 }
 
-/// One WebSocket client: its `ConnectionState` behind a mutex, and a wake-up for its writer
-/// task. `offer` (called by the fan-out) never blocks on the socket: it queues and returns.
+/// Drains the connections of one event loop: one `execute` on the loop per burst of updates,
+/// however many of its connections have frames queued. So the data path needs no Swift task
+/// switch per frame: the fan-out queues and schedules, the event loop writes and flushes.
+final class EventLoopFlusher: Sendable {
+    let eventLoop: any EventLoop
+    private let pending = Mutex<(connections: [WSConnection], executeScheduled: Bool)>(([], false))
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func schedule(_ connection: WSConnection) {
+        let mustExecute = pending.withLock { state -> Bool in
+            state.connections.append(connection)
+            if state.executeScheduled { return false }
+            state.executeScheduled = true
+            return true
+        }
+        guard mustExecute else { return }
+        eventLoop.execute { self.drain() }
+    }
+
+    private func drain() {
+        let connections = pending.withLock { state -> [WSConnection] in
+            state.executeScheduled = false
+            let connections = state.connections
+            state.connections.removeAll(keepingCapacity: true)
+            return connections
+        }
+        for connection in connections { connection.flushOnEventLoop() }
+    }
+}
+
+/// One WebSocket client: its `ConnectionState` behind a mutex. `offer` (called by the fan-out)
+/// never blocks on the socket: it queues and schedules the connection on its event loop's
+/// flusher, which writes what is queued while the channel is writable.
 final class WSConnection: Sendable {
     let id: UInt64
     private let channel: (any Channel)?
+    let flusher: EventLoopFlusher?
     private let metrics: ServiceMetrics
     private let inner: Mutex<Inner>
 
@@ -65,16 +100,21 @@ final class WSConnection: Sendable {
         var state: ConnectionState
         var closed: ServerCloseReason?
         var isClosed = false
+        /// Writer task wait (only without a channel, i.e. in unit-level use).
         var waiter: CheckedContinuation<Void, Never>?
-        /// When the writer last finished writing (heartbeat idleness).
+        /// Already in the flusher's list (or waiting for writability).
+        var scheduled = false
+        /// When the socket last took frames (heartbeat idleness).
         var lastSentAt: ContinuousClock.Instant
-        /// When the writer took its current batch; nil while it waits for frames.
-        var writeStartedAt: ContinuousClock.Instant?
+        /// Since when frames wait for an unwritable socket; nil while it drains.
+        var blockedSince: ContinuousClock.Instant?
     }
 
-    init(id: UInt64, channel: (any Channel)?, limits: ServiceConfiguration.WebSocketLimits, metrics: ServiceMetrics) {
+    init(id: UInt64, channel: (any Channel)?, flusher: EventLoopFlusher?, limits: ServiceConfiguration.WebSocketLimits,
+         metrics: ServiceMetrics) {
         self.id = id
         self.channel = channel
+        self.flusher = flusher
         self.metrics = metrics
         inner = Mutex(Inner(
             state: ConnectionState(maxSubscriptions: limits.maxSubscriptions, queueLimit: limits.queueLimit,
@@ -86,24 +126,48 @@ final class WSConnection: Sendable {
     var closeReason: ServerCloseReason? { inner.withLock { $0.closed } }
     var subscriptions: Set<String> { inner.withLock { $0.state.subscriptions } }
     var pendingCount: Int { inner.withLock { $0.state.queue.count } }
+    /// True when frames are written by the event-loop flusher (no writer task needed).
+    var isChannelDriven: Bool { channel != nil && flusher != nil }
+
+    private enum Wake {
+        case none
+        case resume(CheckedContinuation<Void, Never>)
+        case schedule
+    }
+
+    /// Called with the lock held after frames were queued.
+    private func wakeUp(_ inner: inout Inner) -> Wake {
+        if flusher != nil {
+            if inner.scheduled { return .none }
+            inner.scheduled = true
+            return .schedule
+        }
+        guard let waiter = inner.waiter else { return .none }
+        inner.waiter = nil
+        return .resume(waiter)
+    }
+
+    private func perform(_ wake: Wake) {
+        switch wake {
+        case .none: break
+        case .resume(let waiter): waiter.resume()
+        case .schedule: flusher?.schedule(self)
+        }
+    }
 
     // MARK: producers (fan-out, reader, sweeper)
 
     /// A live update. Never waits for the socket.
     func offer(_ update: OddsUpdate, frame: PendingFrame) {
-        let (result, waiter) = inner.withLock { inner -> (ConnectionState.DeltaResult, CheckedContinuation<Void, Never>?) in
-            guard !inner.isClosed else { return (.notSubscribed, nil) }
+        let (result, wake) = inner.withLock { inner -> (ConnectionState.DeltaResult, Wake) in
+            guard !inner.isClosed else { return (.notSubscribed, .none) }
             let result = inner.state.offer(update, frame: frame)
             switch result {
-            case .queued, .conflated:
-                let waiter = inner.waiter
-                inner.waiter = nil
-                return (result, waiter)
-            default:
-                return (result, nil)
+            case .queued, .conflated: return (result, wakeUp(&inner))
+            default: return (result, .none)
             }
         }
-        waiter?.resume()
+        perform(wake)
         switch result {
         case .stale: metrics.staleDropped()
         case .conflated(let dropped): metrics.conflated(dropped)
@@ -147,14 +211,12 @@ final class WSConnection: Sendable {
     }
 
     private func push(_ body: (inout ConnectionState) -> OutboundQueue.PushResult) {
-        let (result, waiter) = inner.withLock { inner -> (OutboundQueue.PushResult?, CheckedContinuation<Void, Never>?) in
-            guard !inner.isClosed else { return (nil, nil) }
+        let (result, wake) = inner.withLock { inner -> (OutboundQueue.PushResult?, Wake) in
+            guard !inner.isClosed else { return (nil, .none) }
             let result = body(&inner.state)
-            let waiter = inner.waiter
-            inner.waiter = nil
-            return (result, waiter)
+            return (result, wakeUp(&inner))
         }
-        waiter?.resume()
+        perform(wake)
         switch result {
         case .conflated(let dropped)?: metrics.conflated(dropped)
         case .overflow?: close(.slowConsumer("more than \(inner.withLock { $0.state.queue.hardLimit }) frames pending"))
@@ -162,7 +224,52 @@ final class WSConnection: Sendable {
         }
     }
 
-    // MARK: writer
+    // MARK: event-loop writer
+
+    /// Runs on the channel's event loop: writes up to 256 queued frames and flushes once. While
+    /// the channel is not writable (NIO's write-buffer watermarks: the peer does not read), the
+    /// frames stay queued (and conflate) and the flush is retried shortly; the sweeper closes
+    /// the connection once it has been blocked longer than WS_SEND_TIMEOUT_MS.
+    func flushOnEventLoop() {
+        guard let channel, let flusher else { return }
+        enum Step { case nothing, retryLater, write([PendingFrame], more: Bool) }
+        let step = inner.withLock { inner -> Step in
+            if inner.isClosed {
+                inner.scheduled = false
+                return .nothing
+            }
+            guard channel.isWritable else {
+                if inner.blockedSince == nil { inner.blockedSince = .now }
+                return .retryLater
+            }
+            inner.blockedSince = nil
+            let batch = inner.state.popBatch(max: 256)
+            if batch.isEmpty {
+                inner.scheduled = false
+                return .nothing
+            }
+            inner.lastSentAt = .now
+            let more = !inner.state.queue.isEmpty
+            if !more { inner.scheduled = false }
+            return .write(batch, more: more)
+        }
+        switch step {
+        case .nothing:
+            return
+        case .retryLater:
+            guard channel.isActive else { return }
+            channel.eventLoop.scheduleTask(in: .milliseconds(5)) { self.flushOnEventLoop() }
+        case .write(let batch, let more):
+            for frame in batch {
+                channel.write(WebSocketFrame(fin: true, opcode: .text, data: frame.bytes), promise: nil)
+            }
+            channel.flush()
+            metrics.framesSent(batch)
+            if more { flusher.schedule(self) }
+        }
+    }
+
+    // MARK: task writer (no channel)
 
     /// The next frames to write; waits while there are none. Nil once the connection is closed.
     func nextBatch(max: Int = 64) async -> [PendingFrame]? {
@@ -172,7 +279,7 @@ final class WSConnection: Sendable {
                 if inner.isClosed { return .closed }
                 let batch = inner.state.popBatch(max: max)
                 if batch.isEmpty { return .wait }
-                inner.writeStartedAt = .now
+                inner.blockedSince = .now
                 return .batch(batch)
             }
             switch step {
@@ -193,20 +300,20 @@ final class WSConnection: Sendable {
 
     func batchWritten() {
         inner.withLock { inner in
-            inner.writeStartedAt = nil
+            inner.blockedSince = nil
             inner.lastSentAt = .now
         }
     }
 
     // MARK: sweeper
 
-    /// Heartbeat when idle; slow-consumer close when a write has been blocked too long.
+    /// Heartbeat when idle; slow-consumer close when the socket has been blocked too long.
     func sweep(now: ContinuousClock.Instant, heartbeat: Duration, sendTimeout: Duration) {
         enum Action { case none, heartbeat, slow }
         let action = inner.withLock { inner -> Action in
             guard !inner.isClosed else { return .none }
-            if let started = inner.writeStartedAt {
-                return now - started > sendTimeout ? .slow : .none
+            if let blocked = inner.blockedSince {
+                return now - blocked > sendTimeout ? .slow : .none
             }
             if inner.state.queue.isEmpty && now - inner.lastSentAt >= heartbeat { return .heartbeat }
             return .none
@@ -214,16 +321,15 @@ final class WSConnection: Sendable {
         switch action {
         case .none: break
         case .heartbeat: send(.control(.heartbeat, .heartbeat))
-        case .slow: close(.slowConsumer("a write was blocked for more than \(sendTimeout)"))
+        case .slow: close(.slowConsumer("the socket did not drain for more than \(sendTimeout)"))
         }
     }
 
     // MARK: close
 
-    /// Marks the connection closed (the writer stops, the hub stops offering) and, for a
-    /// server-side reason, tells the client with a close frame and closes the socket. The close
-    /// frame is written straight to the channel: a slow consumer's writer may be blocked.
-    /// Returns false if it was already closed.
+    /// Marks the connection closed (nothing more is written, the hub stops offering) and, for a
+    /// slow consumer, tells the client with a close frame written straight to the channel, then
+    /// closes the socket. Returns false if it was already closed.
     @discardableResult
     func close(_ reason: ServerCloseReason?) -> Bool {
         let (first, waiter, subscriptionCount) = inner.withLock { inner -> (Bool, CheckedContinuation<Void, Never>?, Int) in
