@@ -62,6 +62,10 @@ processor: ## Run odds-processor against the local infrastructure (metrics/healt
 	@test -x .build/debug/odds-processor || swift build --product odds-processor
 	@$(INFRA_ENV); LOG_FORMAT=$${LOG_FORMAT:-text} .build/debug/odds-processor
 
+odds: ## Run odds-service (REST + WebSocket on :8080, health/metrics on :9095) against the local infrastructure
+	@test -x .build/debug/odds-service || swift build --product odds-service
+	@$(INFRA_ENV); LOG_FORMAT=$${LOG_FORMAT:-text} .build/debug/odds-service
+
 bench-feed: ## Supplier -> ingest -> Kafka throughput with zero-loss check (release; own broker)
 	scripts/bench-feed.sh
 
