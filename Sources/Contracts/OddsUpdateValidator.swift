@@ -284,6 +284,16 @@ public enum OddsUpdateValidator {
         return parsed.decimalPlaces
     }
 
+    /// True when `text` is a valid `event_id` (1–64 of A-Z a-z 0-9 _ . : -).
+    public static func isValidEventId(_ text: String) -> Bool {
+        isToken(text, maxLength: maxEventIdLength, allowed: isEventIdByte)
+    }
+
+    /// True when `text` is a valid `market` (1–32 of a-z 0-9 _).
+    public static func isValidMarket(_ text: String) -> Bool {
+        isToken(text, maxLength: maxMarketLength, allowed: isLowerTokenByte)
+    }
+
     static func isToken(_ text: String, maxLength: Int, allowed: (UInt8) -> Bool) -> Bool {
         let utf8 = text.utf8
         return !utf8.isEmpty && utf8.count <= maxLength && utf8.allSatisfy(allowed)

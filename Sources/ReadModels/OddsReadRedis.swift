@@ -25,7 +25,7 @@ public struct RedisOddsReader: OddsReadRepository {
         let replies = try await client.pipeline(commands)
         var result: [String: [OddsUpdate]] = [:]
         for (eventId, reply) in zip(eventIds, replies) {
-            result[eventId] = decode(eventId: eventId, fields: try Self.hash(try reply.get()))
+            result[eventId] = decode(eventId: eventId, fields: try RedisClient.hashFields(try reply.get()))
         }
         return result
     }
@@ -58,21 +58,5 @@ public struct RedisOddsReader: OddsReadRepository {
             }
         }
         return updates.sorted { $0.market < $1.market }
-    }
-
-    static func hash(_ reply: RESPValue) throws -> [String: [UInt8]] {
-        guard case .array(let items) = reply, items.count % 2 == 0 else {
-            throw RedisError.unexpectedReply(command: "HGETALL", reply: reply.description)
-        }
-        var result: [String: [UInt8]] = [:]
-        var index = 0
-        while index < items.count {
-            guard let field = items[index].string, let value = items[index + 1].bytes else {
-                throw RedisError.unexpectedReply(command: "HGETALL", reply: reply.description)
-            }
-            result[field] = value
-            index += 2
-        }
-        return result
     }
 }

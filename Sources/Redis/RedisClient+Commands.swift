@@ -77,7 +77,11 @@ extension RedisClient {
 
     /// `HGETALL key` → field → bytes (empty for a missing key).
     public func hgetall(_ key: String) async throws -> [String: [UInt8]] {
-        let reply = try await send(command: ["HGETALL", .string(key)])
+        try Self.hashFields(try await send(command: ["HGETALL", .string(key)]))
+    }
+
+    /// Decodes an `HGETALL` reply (field, value, field, value, ...), e.g. one taken from a pipeline.
+    public static func hashFields(_ reply: RESPValue) throws -> [String: [UInt8]] {
         guard case .array(let items) = reply, items.count % 2 == 0 else {
             throw RedisError.unexpectedReply(command: "HGETALL", reply: reply.description)
         }

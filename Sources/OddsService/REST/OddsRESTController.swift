@@ -66,7 +66,7 @@ enum RequestValidation {
     static let defaultHistoryLimit = 100
 
     static func eventId(_ raw: String?) throws -> String {
-        guard let raw, isToken(raw, maxLength: 64, allowed: isEventIdByte) else {
+        guard let raw, OddsUpdateValidator.isValidEventId(raw) else {
             throw APIError.badRequest("invalid_event_id", "event id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
         }
         return raw
@@ -74,7 +74,7 @@ enum RequestValidation {
 
     static func market(_ raw: String?) throws -> String {
         guard let raw else { throw APIError.badRequest("invalid_market", "query parameter market is required") }
-        guard isToken(raw, maxLength: 32, allowed: isMarketByte) else {
+        guard OddsUpdateValidator.isValidMarket(raw) else {
             throw APIError.badRequest("invalid_market", "market must be 1 to 32 characters of a-z 0-9 _")
         }
         return raw
@@ -86,29 +86,6 @@ enum RequestValidation {
             throw APIError.badRequest("invalid_limit", "limit must be an integer from 1 to \(maxValue)")
         }
         return value
-    }
-
-    static func isToken(_ text: String, maxLength: Int, allowed: (UInt8) -> Bool) -> Bool {
-        let utf8 = text.utf8
-        return !utf8.isEmpty && utf8.count <= maxLength && utf8.allSatisfy(allowed)
-    }
-
-    static func isEventIdByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."),
-             UInt8(ascii: ":"), UInt8(ascii: "-"):
-            true
-        default:
-            false
-        }
-    }
-
-    static func isMarketByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"): true
-        default: false
-        }
     }
 }
 
