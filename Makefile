@@ -8,18 +8,13 @@ export INFRA_DIR
 INFRA_ENV = if [ -f "$(INFRA_DIR)/env" ]; then source "$(INFRA_DIR)/env"; fi
 
 .PHONY: help demo test deps build release infra-up infra-down infra-status migrate migrate-status \
-        supplier ingest processor odds bench-clients bench-feed bench-processor check-contracts clean
+        supplier ingest processor odds watch bench bench-clients bench-feed bench-processor check-contracts clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-demo: deps build infra-up migrate ## Main job: install, build, start local infrastructure, migrate, show it ready
-	@echo
-	@echo "== local infrastructure is up =="
-	@scripts/infra.sh status
-	@echo
-	@echo "Addresses for services and tools: source $(INFRA_DIR)/env"
-	@echo "Stop everything with: make infra-down"
+demo: ## Main job: install, build, start infrastructure + the four services, show odds live (Ctrl-C stops all)
+	@scripts/demo.sh
 
 test: ## Run every test (installs what is missing, starts and stops its own infrastructure)
 	@scripts/test.sh
@@ -65,6 +60,13 @@ processor: ## Run odds-processor against the local infrastructure (metrics/healt
 odds: ## Run odds-service (REST + WebSocket on :8080, health/metrics on :9095) against the local infrastructure
 	@test -x .build/debug/odds-service || swift build --product odds-service
 	@$(INFRA_ENV); LOG_FORMAT=$${LOG_FORMAT:-text} .build/debug/odds-service
+
+watch: ## Live odds table in the terminal from a running odds-service (odds-watch)
+	@test -x .build/debug/odds-watch || swift build --product odds-watch
+	.build/debug/odds-watch $(WATCH_ARGS)
+
+bench: ## End-to-end benchmark: throughput with zero loss, latency at 100/1k/10k per s, CPU/RSS (release; own infrastructure)
+	scripts/bench_e2e.py $(BENCH_ARGS)
 
 bench-feed: ## Supplier -> ingest -> Kafka throughput with zero-loss check (release; own broker)
 	scripts/bench-feed.sh

@@ -6,59 +6,14 @@ Usage: scripts/bench_processor.py [--messages 200000] [--events 1000] [--batch-s
 Prints throughput (updates/s), batch size, p50/p99 batch latency (from the processor's
 Prometheus histogram), RSS and CPU of the processor, and the machine.
 """
-import argparse, json, os, random, re, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, random, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, counter, free_port, histogram_quantile, infra_down, infra_up, machine, metrics, proc_stats  # noqa: E402
+
 # SCRATCH_PATH lets the bench reuse another build folder (e.g. .build-feed) instead of .build.
 SCRATCH = os.environ.get("SCRATCH_PATH", os.path.join(ROOT, ".build"))
 BIN = os.path.join(SCRATCH, "release")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def metrics(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return response.read().decode()
-
-
-def counter(text, name):
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def histogram_quantile(text, name, q):
-    buckets = []
-    for line in text.splitlines():
-        m = re.match(name + r'_bucket\{le="([^"]+)"\} (\S+)', line)
-        if m:
-            buckets.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
-    if not buckets or buckets[-1][1] == 0:
-        return None
-    target = q * buckets[-1][1]
-    for bound, count in sorted(buckets):
-        if count >= target:
-            return bound
-    return None
-
-
-def proc_stats(pid):
-    rss = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) / 1024
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    return rss, cpu
 
 
 def main():
@@ -78,15 +33,9 @@ def main():
     env = dict(os.environ, INFRA_DIR=os.path.join(work, "infra"), REDIS_PORT=str(free_port()),
                POSTGRES_PORT=str(free_port()), KAFKA_DEV_BROKER=os.path.join(BIN, "kafka-dev-broker"),
                KAFKA_TOPICS=f"odds_updates:{args.partitions} odds_updates_dlq:1")
-    infra = os.path.join(ROOT, "scripts", "infra.sh")
     processor = None
     try:
-        subprocess.run([infra, "up"], env=env, check=True, stdout=subprocess.DEVNULL)
-        addresses = {}
-        with open(os.path.join(env["INFRA_DIR"], "env")) as f:
-            for line in f:
-                key, value = line.replace("export ", "").strip().split("=", 1)
-                addresses[key] = value
+        addresses = infra_up(env)
 
         print(f"bench-processor: producing {args.messages} updates for {args.events} events x 3 markets", flush=True)
         markets = [("1x2", ["home", "draw", "away"]), ("ou_2_5", ["over", "under"]), ("btts", ["yes", "no"])]
@@ -139,7 +88,7 @@ def main():
         p50 = histogram_quantile(text, "odds_processor_batch_latency_seconds", 0.5)
         p99 = histogram_quantile(text, "odds_processor_batch_latency_seconds", 0.99)
         print()
-        print(f"machine: {os.cpu_count()} cores, {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}")
+        print(f"machine: {machine()}")
         print(f"messages: {args.messages}  events: {args.events}  markets: {len(versions)}  partitions: {args.partitions}")
         print(f"throughput: {args.messages / elapsed:,.0f} updates/s over {elapsed:.2f} s (applied {applied:.0f}, "
               f"collapsed in batch {collapsed:.0f}, stale {stale:.0f})")
@@ -150,7 +99,7 @@ def main():
         if processor:
             processor.terminate()
             processor.wait(timeout=30)
-        subprocess.run([infra, "down"], env=env, stdout=subprocess.DEVNULL)
+        infra_down(env)
         subprocess.run(["rm", "-rf", work])
 
 

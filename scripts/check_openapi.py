@@ -110,7 +110,7 @@ def main() -> int:
         (api, f"/v1/events/{e}/odds/history?market={m}&limit=1001", 400),
         (api, f"/v1/events/{u}/odds/history?market={m}", 404),
         (api, "/v1/events/bad%20id/odds/history?market=1x2", 400),
-        (api, "/openapi.yaml", 200),
+        (api, "/openapi.yaml", 200), (api, "/", 200),
         (ops, "/healthz", 200), (ops, "/readyz", 200), (ops, "/metrics", 200),
     ]
     passed = failed = 0

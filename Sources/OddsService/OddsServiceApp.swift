@@ -51,7 +51,9 @@ func buildApplication(
 
     let redisReader = RedisOddsReader(client: redis, logger: logger)
     let postgresReader = PostgresOddsReadRepository(client: postgres, logger: logger)
-    let query = OddsQueryService(redis: redisReader, postgres: postgresReader, history: postgresReader,
+    // Concurrent REST reads of single events share pipelined Redis round trips.
+    let coalescedRedis = CoalescingOddsReader(store: redisReader, maxBatchesInFlight: configuration.redis.poolSize)
+    let query = OddsQueryService(redis: coalescedRedis, postgres: postgresReader, history: postgresReader,
                                  metrics: metrics, logger: logger)
     let hub = FanOutHub(limits: configuration.ws, metrics: metrics)
 
@@ -74,6 +76,7 @@ func buildApplication(
     OddsRESTController(query: query, metrics: metrics, openAPIDocument: openAPIDocument,
                        maxEventsPerPage: configuration.maxEventsPerPage,
                        defaultEventsPerPage: configuration.defaultEventsPerPage).addRoutes(to: router)
+    LivePage.addRoutes(to: router)
 
     let wsRouter = Router(context: OddsWebSocketRequestContext.self)
     let wsController = OddsWebSocketController(hub: hub, query: query, limits: configuration.ws, metrics: metrics, logger: logger)

@@ -2,12 +2,16 @@ import Contracts
 import Foundation
 import Logging
 import Redis
+import Synchronization
 
 /// Reads the Redis read model: hash `odds:current:{event_id}` (field = market, value = OddsUpdate
 /// JSON) and sorted set `odds:events` (member = event_id, score = newest updated_at in ms).
 public struct RedisOddsReader: OddsReadRepository {
     public let client: RedisClient
     let logger: Logger
+    /// The last decoded value per hash field: a read whose bytes are unchanged reuses it, so
+    /// hot events are not JSON-decoded again on every request.
+    private let memo = DecodedOddsMemo(capacity: 100_000)
 
     public init(client: RedisClient, logger: Logger = Logger(label: "odds.read.redis")) {
         self.client = client
@@ -49,8 +53,15 @@ public struct RedisOddsReader: OddsReadRepository {
         var updates: [OddsUpdate] = []
         updates.reserveCapacity(fields.count)
         for (market, bytes) in fields {
+            let key = MarketKey(eventId: eventId, market: market)
+            if let known = memo.lookup(key, bytes: bytes) {
+                updates.append(known)
+                continue
+            }
             do {
-                updates.append(try ContractCoding.decoder.decode(OddsUpdate.self, from: Data(bytes)))
+                let update = try ContractCoding.decoder.decode(OddsUpdate.self, from: Data(bytes))
+                memo.store(key, bytes: bytes, update: update)
+                updates.append(update)
             } catch {
                 logger.warning("skipping undecodable odds in redis", metadata: [
                     "eventId": "\(eventId)", "market": "\(market)", "error": "\(error)",
@@ -58,5 +69,35 @@ public struct RedisOddsReader: OddsReadRepository {
             }
         }
         return updates.sorted { $0.market < $1.market }
+    }
+}
+
+/// Bounded map (event, market) → last raw value and its decoded form. Only a byte-identical
+/// value hits, so it can never answer with anything but what Redis returned.
+final class DecodedOddsMemo: Sendable {
+    private struct Entry {
+        var bytes: [UInt8]
+        var update: OddsUpdate
+    }
+    private let entries = Mutex<[MarketKey: Entry]>([:])
+    private let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func lookup(_ key: MarketKey, bytes: [UInt8]) -> OddsUpdate? {
+        entries.withLock { entries in
+            guard let entry = entries[key], entry.bytes == bytes else { return nil }
+            return entry.update
+        }
+    }
+
+    func store(_ key: MarketKey, bytes: [UInt8], update: OddsUpdate) {
+        entries.withLock { entries in
+            // Crude but bounded: start over when full (a cold read only costs a decode).
+            if entries.count >= capacity, entries[key] == nil { entries.removeAll(keepingCapacity: true) }
+            entries[key] = Entry(bytes: bytes, update: update)
+        }
     }
 }

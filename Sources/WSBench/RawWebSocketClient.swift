@@ -14,20 +14,24 @@ final class RawWebSocketBenchHandler: ChannelInboundHandler, @unchecked Sendable
     let host: String
     let port: Int
     let path: String
-    let subscribeFrame: String
+    let subscribeFrames: [String]
     let shard: Int
     let stats: BenchStats
+    /// Set in `--role follow`: checks order and measures updated_at → receipt instead.
+    let follower: FollowerConnection?
     private var buffer = ByteBuffer()
     private var upgraded = false
     private var sawSnapshot = false
 
-    init(host: String, port: Int, path: String, subscribeFrame: String, shard: Int, stats: BenchStats) {
+    init(host: String, port: Int, path: String, subscribeFrames: [String], shard: Int, stats: BenchStats,
+         follower: FollowerConnection? = nil) {
         self.host = host
         self.port = port
         self.path = path
-        self.subscribeFrame = subscribeFrame
+        self.subscribeFrames = subscribeFrames
         self.shard = shard
         self.stats = stats
+        self.follower = follower
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -51,7 +55,7 @@ final class RawWebSocketBenchHandler: ChannelInboundHandler, @unchecked Sendable
             }
             upgraded = true
             stats.connected.add(1, ordering: .relaxed)
-            send(context: context, opcode: 0x1, payload: Array(subscribeFrame.utf8))
+            for frame in subscribeFrames { send(context: context, opcode: 0x1, payload: Array(frame.utf8)) }
         }
         parseFrames(context: context)
         buffer.discardReadBytes()
@@ -92,6 +96,10 @@ final class RawWebSocketBenchHandler: ChannelInboundHandler, @unchecked Sendable
     }
 
     private func handleText(_ payload: ByteBuffer) {
+        if let follower {
+            follower.handle(payload, shard: shard, stats: stats)
+            return
+        }
         if !sawSnapshot, WSBenchCommand.contains(payload, WSBenchCommand.snapshotMarker) {
             sawSnapshot = true
             stats.subscribed.add(1, ordering: .relaxed)
@@ -124,17 +132,19 @@ final class RawWebSocketBenchHandler: ChannelInboundHandler, @unchecked Sendable
 
 enum RawWebSocketBench {
     /// Connects one raw client; returns when the TCP connection is up (the upgrade follows).
-    static func connect(url: String, eventId: String, shard: Int, group: any EventLoopGroup, stats: BenchStats) async throws {
+    static func connect(url: String, eventIds: [String], shard: Int, group: any EventLoopGroup, stats: BenchStats,
+                        follower: FollowerConnection? = nil) async throws {
         guard let components = URLComponents(string: url), let host = components.host else { throw ChannelError.badInterfaceAddressFamily }
         let port = components.port ?? 80
         let path = components.path.isEmpty ? "/" : components.path
-        let subscribe = #"{"type":"subscribe","eventId":"\#(eventId)"}"#
+        let subscribe = eventIds.map { #"{"type":"subscribe","eventId":"\#($0)"}"# }
         _ = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(RawWebSocketBenchHandler(
-                        host: host, port: port, path: path, subscribeFrame: subscribe, shard: shard, stats: stats))
+                        host: host, port: port, path: path, subscribeFrames: subscribe, shard: shard, stats: stats,
+                        follower: follower))
                 }
             }
             .connect(host: host, port: port)

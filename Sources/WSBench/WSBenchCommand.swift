@@ -35,12 +35,27 @@ struct WSBenchCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for stragglers after publishing stops.") var drainSeconds = 10
     @Option(help: "Client implementation: raw (NIO handler, cheap; default) or hummingbird (WSClient, one task per connection).")
     var client = "raw"
-    @Option(help: "both | clients | publisher. Run clients and publisher as two processes so the publisher is not starved by the clients on a small machine: start `--role clients`, wait for 'subscribed', then start `--role publisher` with the same --events/--markets/--rate/--duration.")
+    @Option(help: "both | clients | publisher | follow. follow: subscribers of a live pipeline measuring updated_at → receipt (see FollowRole.swift). Run clients and publisher as two processes so the publisher is not starved by the clients on a small machine: start `--role clients`, wait for 'subscribed', then start `--role publisher` with the same --events/--markets/--rate/--duration.")
     var role = "both"
+    @Option(help: "Follow role: event ids to subscribe to, comma-separated (connection i follows ids i*k ..< i*k+k).")
+    var eventIds = ""
+    @Option(help: "Follow role: events per connection.") var eventsPerConnection = 1
+    @Option(help: "Follow role: seconds before measuring.") var warmup = 5
+    @Option(help: "Follow role: write the summary (latency, order violations, newest version per market) here.")
+    var json: String?
 
     func run() async throws {
         raiseFileLimit()
-        guard ["both", "clients", "publisher"].contains(role) else { throw ValidationError("--role must be both, clients or publisher") }
+        guard ["both", "clients", "publisher", "follow"].contains(role) else {
+            throw ValidationError("--role must be both, clients, publisher or follow")
+        }
+        if role == "follow" {
+            let ids = eventIds.split(separator: ",").map(String.init)
+            try await FollowRun(url: url, eventIds: ids, connections: connections, eventsPerConnection: eventsPerConnection,
+                                threads: threads, warmup: warmup, duration: duration, drain: drainSeconds,
+                                jsonPath: json).run()
+            return
+        }
         let logger = { var logger = Logger(label: "ws-bench"); logger.logLevel = .error; return logger }()
         let stats = BenchStats(shards: 16)
         let eventIds = (0..<events).map { "\(eventPrefix)_\($0)" }
@@ -70,7 +85,7 @@ struct WSBenchCommand: AsyncParsableCommand {
                     let eventId = eventIds[index % eventIds.count]
                     if client == "raw" {
                         do {
-                            try await RawWebSocketBench.connect(url: url, eventId: eventId, shard: index % stats.shards,
+                            try await RawWebSocketBench.connect(url: url, eventIds: [eventId], shard: index % stats.shards,
                                                                 group: group, stats: stats)
                         } catch {
                             stats.failed.add(1, ordering: .relaxed)
@@ -225,6 +240,8 @@ final class BenchStats: Sendable {
     let closed = Atomic<Int>(0)
     let delivered = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
+    /// Follow role: record latency only inside the measurement window.
+    let measuring = Atomic<Bool>(false)
     private let latency: [LatencyShard]
 
     final class LatencyShard: Sendable {

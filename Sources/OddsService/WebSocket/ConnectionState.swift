@@ -100,7 +100,7 @@ struct ConnectionState {
             pendingSnapshots[eventId]?[update.market] = (update, frame)
             return .buffered
         }
-        let key = update.marketKey
+        let key = frame.key ?? update.marketKey  // built once per update, not per subscriber
         if let sent = sentVersions[key], update.version <= sent { return .stale }
         sentVersions[key] = update.version
         switch queue.push(frame) {

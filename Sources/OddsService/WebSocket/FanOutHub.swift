@@ -112,11 +112,14 @@ final class FanOutHub: Sendable {
             let connections = bucket.connections
             offered += connections.count
             if let flusher = bucket.flusher {
+                let metrics = metrics
                 flusher.eventLoop.execute {
                     for connection in connections { connection.offer(update, frame: frame) }
+                    metrics.fannedOut(update, nowMs: Timestamp.now().millisecondsSinceEpoch)
                 }
             } else {
                 for connection in connections { connection.offer(update, frame: frame) }
+                metrics.fannedOut(update, nowMs: Timestamp.now().millisecondsSinceEpoch)
             }
         }
         return offered

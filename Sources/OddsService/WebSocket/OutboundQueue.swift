@@ -1,22 +1,51 @@
 import Contracts
 import Hummingbird
 
-/// One server frame waiting for a connection's writer. The bytes are encoded once per update
-/// and shared by every subscriber (ByteBuffer is copy-on-write; nobody mutates it).
+/// One server frame waiting for a connection's writer. Everything but the kind lives in one
+/// immutable, shared `Payload` object, so queueing a frame for 10,000 subscribers copies one
+/// reference per subscriber (the bytes are encoded once per update).
 struct PendingFrame: Sendable {
     enum Kind: String, Sendable, CaseIterable {
         case snapshot, odds, pong, heartbeat, error
     }
 
-    var kind: Kind
-    var bytes: ByteBuffer
-    /// The event a snapshot or odds frame belongs to (to purge on unsubscribe).
-    var eventId: String?
-    /// The market of an odds frame: the conflation key.
-    var key: MarketKey?
-    var version: Int64 = 0
-    /// Supplier time of an odds frame, for the end-to-end latency histogram.
-    var updatedAt: Timestamp?
+    final class Payload: Sendable {
+        let bytes: ByteBuffer
+        /// `bytes` framed for the socket (see `WireFrame`), shared by every subscriber.
+        let wire: ByteBuffer
+        /// The event a snapshot or odds frame belongs to (to purge on unsubscribe).
+        let eventId: String?
+        /// The market of an odds frame: the conflation key.
+        let key: MarketKey?
+        let version: Int64
+        /// Supplier time of an odds frame.
+        let updatedAt: Timestamp?
+
+        init(bytes: ByteBuffer, eventId: String?, key: MarketKey?, version: Int64, updatedAt: Timestamp?) {
+            self.bytes = bytes
+            wire = WireFrame.text(bytes)
+            self.eventId = eventId
+            self.key = key
+            self.version = version
+            self.updatedAt = updatedAt
+        }
+    }
+
+    let kind: Kind
+    let payload: Payload
+
+    init(kind: Kind, bytes: ByteBuffer, eventId: String? = nil, key: MarketKey? = nil, version: Int64 = 0,
+         updatedAt: Timestamp? = nil) {
+        self.kind = kind
+        payload = Payload(bytes: bytes, eventId: eventId, key: key, version: version, updatedAt: updatedAt)
+    }
+
+    var bytes: ByteBuffer { payload.bytes }
+    var wire: ByteBuffer { payload.wire }
+    var eventId: String? { payload.eventId }
+    var key: MarketKey? { payload.key }
+    var version: Int64 { payload.version }
+    var updatedAt: Timestamp? { payload.updatedAt }
 
     static func control(_ kind: Kind, _ message: ServerMessage) -> PendingFrame {
         PendingFrame(kind: kind, bytes: ByteBuffer(string: message.jsonString()))

@@ -95,6 +95,8 @@ final class WSConnection: Sendable {
     let flusher: EventLoopFlusher?
     private let metrics: ServiceMetrics
     private let inner: Mutex<Inner>
+    /// The head-of-pipeline writer's context (event loop only), installed at the first flush.
+    private let wireContext: NIOLoopBoundBox<ChannelHandlerContext?>?
 
     struct Inner {
         var state: ConnectionState
@@ -116,6 +118,12 @@ final class WSConnection: Sendable {
         self.channel = channel
         self.flusher = flusher
         self.metrics = metrics
+        if let channel {
+            wireContext = NIOLoopBoundBox<ChannelHandlerContext?>.makeEmptyBox(valueType: ChannelHandlerContext.self,
+                                                                               eventLoop: channel.eventLoop)
+        } else {
+            wireContext = nil
+        }
         inner = Mutex(Inner(
             state: ConnectionState(maxSubscriptions: limits.maxSubscriptions, queueLimit: limits.queueLimit,
                                    queueHardLimit: limits.queueHardLimit),
@@ -260,10 +268,13 @@ final class WSConnection: Sendable {
             guard channel.isActive else { return }
             channel.eventLoop.scheduleTask(in: .milliseconds(5)) { self.flushOnEventLoop() }
         case .write(let batch, let more):
-            for frame in batch {
-                channel.write(WebSocketFrame(fin: true, opcode: .text, data: frame.bytes), promise: nil)
+            if let wireContext {
+                if wireContext.value == nil { wireContext.value = WireWriter.install(on: channel) }
+                if let context = wireContext.value {
+                    for frame in batch { context.write(NIOAny(frame.wire), promise: nil) }
+                    context.flush()
+                }
             }
-            channel.flush()
             metrics.framesSent(batch)
             if more { flusher.schedule(self) }
         }

@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark (make bench): supplier-simulator -> odds-ingest -> Kafka dev broker ->
+odds-processor -> Redis/PostgreSQL -> odds-service -> WebSocket subscribers, everything release
+built and co-located on this machine, on private infrastructure (free ports, temp folder).
+
+Phases (each: warm-up, measurement window, then the supplier stops and the pipeline drains):
+  latency    at 100, 1,000 and 10,000 updates/s with 1,000 subscribers (ws-bench --role follow):
+             updated_at (set by the supplier) -> frame received, HdrHistogram p50/p99/p99.9.
+  throughput rising rates (default 10k, 15k, 20k/s): the highest rate the pipeline sustains with
+             zero loss = the supplier kept its rate, processor lag stayed under one second of input,
+             and after draining every market's newest version is in Redis (read through the REST
+             API) and reached the subscribers, with no subscriber seeing a version go backwards.
+Each phase records CPU (% of one core) and RSS per service over the measurement window.
+
+Usage: scripts/bench_e2e.py [--subscribers 1000] [--events 100] [--latency-rates 100,1000,10000]
+                            [--throughput-rates 15000,20000] [--warmup 5] [--duration 20] [--quick]
+Output: a table on screen and bench-results/e2e-<UTC time>.json.
+"""
+import argparse
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, counter, free_port, infra_down, infra_up, machine, metrics, proc_stats  # noqa: E402
+
+BIN = os.path.join(ROOT, ".build", "release")
+SERVICES = ["supplier-simulator", "odds-ingest", "odds-processor", "odds-service"]
+
+
+def log(text):
+    print(f"bench: {text}", flush=True)
+
+
+def http_json(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def wait_until(description, seconds, check):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit(f"bench: timed out waiting for {description}")
+
+
+class Pipeline:
+    """The long-lived services (ingest, processor, odds-service) and a supplier per phase."""
+
+    def __init__(self, work, addresses, events):
+        self.work = work
+        self.addresses = addresses
+        self.events = events
+        self.ports = {name: free_port() for name in SERVICES}
+        self.supplier_http = free_port()
+        self.odds_http = free_port()
+        self.procs = {}
+        self.logs = {}
+
+    def start(self, name, env):
+        """Starts a service and waits for its /readyz."""
+        self.start_process_only(name, env)
+        wait_until(f"{name} /readyz", 60, lambda: self.ready(name))
+
+    def ready(self, name):
+        if self.procs[name].poll() is not None:
+            sys.exit(f"bench: {name} exited (see {self.work}/{name}.log)")
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[name]}/readyz", timeout=2) as response:
+            return response.status == 200
+
+    def start_services(self):
+        a = self.addresses
+        self.start("odds-processor", dict(KAFKA_BROKERS=a["KAFKA_BROKERS"], REDIS_ADDR=a["REDIS_ADDR"],
+                                          POSTGRES_DSN=a["POSTGRES_DSN"], MIGRATIONS_DIR=os.path.join(ROOT, "migrations")))
+        self.start("odds-service", dict(REDIS_ADDR=a["REDIS_ADDR"], POSTGRES_DSN=a["POSTGRES_DSN"],
+                                        HTTP_PORT=str(self.odds_http), WS_MAX_CONNECTIONS="50000"))
+        # The ingest is ready only once connected to a supplier, so it is started with the first one.
+
+    def start_supplier(self, rate, journal):
+        env = dict(HTTP_PORT=str(self.supplier_http), SUPPLIER_RATE=str(rate), SUPPLIER_EVENTS=str(self.events),
+                   SUPPLIER_JOURNAL=journal, SUPPLIER_CLIENT_BUFFER="2000000")
+        self.start_process_only("supplier-simulator", env)
+        wait_until("supplier /healthz", 30, lambda: self.healthy("supplier-simulator"))
+        if "odds-ingest" not in self.procs:
+            self.start("odds-ingest", dict(SUPPLIER_WS_URL=f"ws://127.0.0.1:{self.supplier_http}/ws",
+                                           KAFKA_BROKERS=self.addresses["KAFKA_BROKERS"], INGEST_RECONNECT_MAX_MS="500"))
+
+    def start_process_only(self, name, env):
+        log_path = os.path.join(self.work, f"{name}.log")
+        self.logs[name] = open(log_path, "ab")
+        full = dict(os.environ, LOG_LEVEL="warning", LOG_FORMAT="text", METRICS_PORT=str(self.ports[name]), **env)
+        self.procs[name] = subprocess.Popen([os.path.join(BIN, name)], env=full, cwd=ROOT, stdout=self.logs[name],
+                                            stderr=subprocess.STDOUT)
+
+    def healthy(self, name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[name]}/healthz", timeout=2) as response:
+            return response.status == 200
+
+    def stop(self, name):
+        proc = self.procs.pop(name, None)
+        if proc and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop_all(self):
+        for name in ["supplier-simulator", "odds-ingest", "odds-processor", "odds-service"]:
+            self.stop(name)
+
+    def metric(self, name, metric):
+        return counter(metrics(self.ports[name]), metric)
+
+    def sample(self):
+        return {name: proc_stats(proc.pid) for name, proc in self.procs.items() if proc.poll() is None}
+
+
+def journal_newest(path):
+    """Newest version per 'event/market' and the count of valid frames in a supplier journal."""
+    newest, valid = {}, 0
+    with open(path) as f:
+        for line in f:
+            entry = json.loads(line)
+            if entry.get("kind") != "valid":
+                continue
+            valid += 1
+            frame = entry["frame"]
+            if isinstance(frame, str):
+                frame = json.loads(frame)
+            key = f"{frame['event_id']}/{frame['market']}"
+            if frame["version"] > newest.get(key, -1):
+                newest[key] = frame["version"]
+    return newest, valid
+
+
+def redis_versions(pipeline, event_ids):
+    """Current version per 'event/market' as odds-service answers it (Redis first)."""
+    versions = {}
+    for event_id in event_ids:
+        try:
+            answer = http_json(f"http://127.0.0.1:{pipeline.odds_http}/v1/events/{event_id}/odds")
+        except OSError:
+            continue
+        for market in answer.get("markets", []):
+            versions[f"{event_id}/{market['market']}"] = market["version"]
+    return versions
+
+
+def run_phase(pipeline, kind, rate, args, event_ids_holder):
+    log(f"{kind} phase at {rate:,} updates/s: starting the supplier")
+    journal = os.path.join(pipeline.work, f"journal-{kind}-{rate}.jsonl")
+    published_before = pipeline.metric("odds-ingest", "odds_ingest_published_total") if "odds-ingest" in pipeline.procs else 0
+    pipeline.start_supplier(rate, journal)
+    if not event_ids_holder:
+        wait_until("events listed by odds-service", 60, lambda: len(http_json(
+            f"http://127.0.0.1:{pipeline.odds_http}/v1/events?limit=1000")["events"]) >= min(args.events, 50))
+        time.sleep(1)
+        event_ids_holder.extend(e["eventId"] for e in http_json(
+            f"http://127.0.0.1:{pipeline.odds_http}/v1/events?limit=1000")["events"])
+    event_ids = event_ids_holder
+    summary_path = os.path.join(pipeline.work, f"follow-{kind}-{rate}.json")
+    follower = subprocess.Popen(
+        [os.path.join(BIN, "ws-bench"), "--role", "follow", "--url", f"ws://127.0.0.1:{pipeline.odds_http}/ws/odds",
+         "--connections", str(args.subscribers), "--event-ids", ",".join(event_ids), "--warmup", str(args.warmup),
+         "--duration", str(args.duration), "--drain-seconds", str(args.drain), "--json", summary_path, "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    samples, lag_at_end = {}, None
+    emitted_start = None
+    for line in follower.stdout:
+        line = line.rstrip()
+        if line:
+            log("  " + line)
+        if "ws-bench follow: measuring" in line:
+            samples["start"] = (time.monotonic(), pipeline.sample())
+            emitted_start = pipeline.metric("supplier-simulator", "odds_supplier_frames_emitted_total")
+        elif "ws-bench follow: measured" in line:
+            samples["end"] = (time.monotonic(), pipeline.sample())
+            emitted_end = pipeline.metric("supplier-simulator", "odds_supplier_frames_emitted_total")
+            lag_at_end = pipeline.metric("odds-processor", "odds_processor_consumer_lag")
+            pipeline.stop("supplier-simulator")
+    follower.wait()
+    if "start" not in samples or "end" not in samples or not os.path.exists(summary_path):
+        sys.exit("bench: the follower did not complete (see the lines above)")
+    # Let the pipeline finish what the supplier emitted before its stop, then compare.
+    wait_until("processor lag 0", 60, lambda: pipeline.metric("odds-processor", "odds_processor_consumer_lag") == 0)
+    follow = json.load(open(summary_path))
+    newest, valid = journal_newest(journal)
+    published = pipeline.metric("odds-ingest", "odds_ingest_published_total") - published_before
+    stored = redis_versions(pipeline, sorted({k.split("/")[0] for k in newest}))
+    followed = set(event_ids)
+    missing_store = [k for k, v in newest.items() if stored.get(k) != v]
+    missing_ws = [k for k, v in newest.items() if k.split("/")[0] in followed and follow["newest_versions"].get(k) != v]
+    window = samples["end"][0] - samples["start"][0]
+    achieved = (emitted_end - emitted_start) / window
+    usage = {}
+    for name, (rss_end, cpu_end) in samples["end"][1].items():
+        _, cpu_start = samples["start"][1].get(name, (0, cpu_end))
+        usage[name] = {"cpu_percent": round((cpu_end - cpu_start) / window * 100, 1), "rss_mib": round(rss_end, 1)}
+    zero_loss = (not missing_store and not missing_ws and follow["non_increasing"] == 0 and published == valid)
+    kept_up = achieved >= 0.95 * rate and (lag_at_end or 0) <= rate and follow["latency_us"]["p99"] <= 1_000_000
+    result = {
+        "kind": kind, "target_rate": rate, "achieved_rate": round(achieved), "subscribers": follow["subscribed"],
+        "events": len(event_ids), "markets": len(newest), "window_s": round(window, 1),
+        "valid_frames": valid, "published_to_kafka": int(published), "processor_lag_at_window_end": lag_at_end,
+        "deltas_received": follow["deltas_measured"], "latency_ms": {k: v / 1000 for k, v in follow["latency_us"].items()},
+        "non_increasing": follow["non_increasing"], "markets_not_newest_in_store": len(missing_store),
+        "markets_not_newest_at_subscribers": len(missing_ws), "closed_by_server": follow["closed_by_server"],
+        "zero_loss": zero_loss, "kept_up": kept_up, "services": usage,
+    }
+    if missing_store or missing_ws:
+        log(f"  LOSS: store {missing_store[:5]}, subscribers {missing_ws[:5]}")
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=100)
+    parser.add_argument("--latency-rates", default="100,1000,10000")
+    parser.add_argument("--throughput-rates", default="15000,20000")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--drain", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="short phases (smoke run of the bench itself)")
+    parser.add_argument("--skip-build", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.warmup, args.duration, args.drain = 2, 5, 5
+    latency_rates = [int(r) for r in args.latency_rates.split(",") if r]
+    throughput_rates = [int(r) for r in args.throughput_rates.split(",") if r]
+
+    if not args.skip_build:
+        log("building release binaries (swift build -c release)")
+        subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    work = tempfile.mkdtemp(prefix="bench-e2e-")
+    env = dict(os.environ, INFRA_DIR=os.path.join(work, "infra"), REDIS_PORT=str(free_port()),
+               POSTGRES_PORT=str(free_port()), KAFKA_DEV_BROKER=os.path.join(BIN, "kafka-dev-broker"))
+    log(f"private infrastructure in {work}")
+    addresses = infra_up(env)
+    pipeline = Pipeline(work, addresses, args.events)
+    results, event_ids = [], []
+    started = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        pipeline.start_services()
+        for rate in latency_rates:
+            results.append(run_phase(pipeline, "latency", rate, args, event_ids))
+        for rate in throughput_rates:
+            results.append(run_phase(pipeline, "throughput", rate, args, event_ids))
+    finally:
+        pipeline.stop_all()
+        infra_down(env)
+
+    sustained = [r["target_rate"] for r in results if r["zero_loss"] and r["kept_up"] and r["target_rate"] >= 1000]
+    report = {
+        "date": started.isoformat(timespec="seconds"), "machine": machine(),
+        "method": {"clock": "CLOCK_REALTIME on one machine; updated_at has millisecond resolution (latency is "
+                            "rounded up by at most 1 ms)", "warmup_s": args.warmup, "window_s": args.duration,
+                   "drain_s": args.drain, "percentiles": "HdrHistogram (microsecond values)",
+                   "subscribers": args.subscribers, "events": args.events},
+        "max_sustained_rate_zero_loss": max(sustained) if sustained else None,
+        "phases": results,
+    }
+    os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
+    out = os.path.join(ROOT, "bench-results", f"e2e-{started.strftime('%Y%m%dT%H%M%SZ')}.json")
+    with open(out, "w") as f:
+        json.dump(report, f, indent=2)
+
+    print()
+    print(f"end-to-end benchmark — {report['date']} — {report['machine']}")
+    print(f"{args.subscribers} subscribers over {len(event_ids)} events; warm-up {args.warmup} s, window {args.duration} s")
+    header = f"{'phase':<11}{'target/s':>9}{'achieved/s':>11}{'deltas/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'p99.9 ms':>9}" \
+             f"{'max ms':>8}{'lag':>7}  {'zero loss':<10}{'kept up':<8}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        lat = r["latency_ms"]
+        print(f"{r['kind']:<11}{r['target_rate']:>9,}{r['achieved_rate']:>11,}{r['deltas_received'] / r['window_s']:>10,.0f}"
+              f"{lat['p50']:>8.2f}{lat['p99']:>8.2f}{lat['p999']:>9.2f}{lat['max']:>8.1f}"
+              f"{int(r['processor_lag_at_window_end'] or 0):>7}  {'yes' if r['zero_loss'] else 'NO':<10}"
+              f"{'yes' if r['kept_up'] else 'no':<8}")
+    print()
+    print(f"{'phase':<11}{'target/s':>9}  " + "  ".join(f"{n:>24}" for n in SERVICES))
+    for r in results:
+        cells = []
+        for name in SERVICES:
+            u = r["services"].get(name)
+            cells.append(f"{u['cpu_percent']:>6.0f}% CPU {u['rss_mib']:>6.0f} MiB" if u else f"{'-':>24}")
+        print(f"{r['kind']:<11}{r['target_rate']:>9,}  " + "  ".join(f"{c:>24}" for c in cells))
+    print()
+    best = report["max_sustained_rate_zero_loss"]
+    print(f"max sustained rate with zero loss: {best:,} updates/s" if best else "max sustained rate: none of the rates passed")
+    print(f"results: {os.path.relpath(out, ROOT)}")
+    return 0 if all(r["zero_loss"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
