@@ -29,7 +29,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, counter, free_port, infra_down, infra_up, machine, metrics, proc_stats  # noqa: E402
+from benchlib import (ROOT, counter, free_port, histogram_buckets, infra_down, infra_up, machine, metrics,  # noqa: E402
+                      proc_stats, quantile_from_buckets)
 
 BIN = os.path.join(ROOT, ".build", "release")
 SERVICES = ["supplier-simulator", "odds-ingest", "odds-processor", "odds-service"]
@@ -129,6 +130,38 @@ class Pipeline:
         return {name: proc_stats(proc.pid) for name, proc in self.procs.items() if proc.poll() is None}
 
 
+# Per-stage histograms (service, metric, labels): where the end-to-end time goes.
+STAGES = {
+    "ingest_publish": ("odds-ingest", "odds_ingest_publish_latency_seconds", ""),
+    "processor_batch": ("odds-processor", "odds_processor_batch_latency_seconds", ""),
+    "processor_postgres": ("odds-processor", "odds_processor_store_write_latency_seconds", 'store="postgres"'),
+    "processor_redis": ("odds-processor", "odds_processor_store_write_latency_seconds", 'store="redis"'),
+    "updated_at_to_applied": ("odds-processor", "odds_processor_e2e_lag_seconds", ""),
+    "updated_at_to_fan_out": ("odds-service", "odds_e2e_latency_seconds", ""),
+}
+
+
+def stage_snapshot(pipeline):
+    snapshot = {}
+    for stage, (service, name, labels) in STAGES.items():
+        try:
+            snapshot[stage] = histogram_buckets(metrics(pipeline.ports[service]), name, labels)
+        except (OSError, KeyError):
+            snapshot[stage] = {}
+    return snapshot
+
+
+def stage_quantiles(before, after):
+    """p50/p99 per stage in ms (histogram bucket upper bounds) over the measurement window."""
+    result = {}
+    for stage in STAGES:
+        p50 = quantile_from_buckets(after.get(stage, {}), 0.5, before.get(stage))
+        p99 = quantile_from_buckets(after.get(stage, {}), 0.99, before.get(stage))
+        result[stage] = {"p50_le_ms": p50 * 1000 if p50 is not None else None,
+                         "p99_le_ms": p99 * 1000 if p99 is not None else None}
+    return result
+
+
 def journal_newest(path):
     """Newest version per 'event/market' and the count of valid frames in a supplier journal."""
     newest, valid = {}, 0
@@ -186,9 +219,11 @@ def run_phase(pipeline, kind, rate, args, event_ids_holder):
             log("  " + line)
         if "ws-bench follow: measuring" in line:
             samples["start"] = (time.monotonic(), pipeline.sample())
+            stages_before = stage_snapshot(pipeline)
             emitted_start = pipeline.metric("supplier-simulator", "odds_supplier_frames_emitted_total")
         elif "ws-bench follow: measured" in line:
             samples["end"] = (time.monotonic(), pipeline.sample())
+            stages_after = stage_snapshot(pipeline)
             emitted_end = pipeline.metric("supplier-simulator", "odds_supplier_frames_emitted_total")
             lag_at_end = pipeline.metric("odds-processor", "odds_processor_consumer_lag")
             pipeline.stop("supplier-simulator")
@@ -220,6 +255,7 @@ def run_phase(pipeline, kind, rate, args, event_ids_holder):
         "non_increasing": follow["non_increasing"], "markets_not_newest_in_store": len(missing_store),
         "markets_not_newest_at_subscribers": len(missing_ws), "closed_by_server": follow["closed_by_server"],
         "zero_loss": zero_loss, "kept_up": kept_up, "services": usage,
+        "stages": stage_quantiles(stages_before, stages_after),
     }
     if missing_store or missing_ws:
         log(f"  LOSS: store {missing_store[:5]}, subscribers {missing_ws[:5]}")
@@ -300,6 +336,16 @@ def main():
             u = r["services"].get(name)
             cells.append(f"{u['cpu_percent']:>6.0f}% CPU {u['rss_mib']:>6.0f} MiB" if u else f"{'-':>24}")
         print(f"{r['kind']:<11}{r['target_rate']:>9,}  " + "  ".join(f"{c:>24}" for c in cells))
+    print()
+    print("where the time goes (p50 / p99 upper bucket bounds, ms, over the window):")
+    print(f"{'phase':<11}{'target/s':>9}  " + "  ".join(f"{stage:>22}" for stage in STAGES))
+    for r in results:
+        cells = []
+        for stage in STAGES:
+            q = r["stages"].get(stage, {})
+            p50, p99 = q.get("p50_le_ms"), q.get("p99_le_ms")
+            cells.append(f"{p50:g} / {p99:g}" if p50 is not None and p99 is not None else "-")
+        print(f"{r['kind']:<11}{r['target_rate']:>9,}  " + "  ".join(f"{c:>22}" for c in cells))
     print()
     best = report["max_sustained_rate_zero_loss"]
     print(f"max sustained rate with zero loss: {best:,} updates/s" if best else "max sustained rate: none of the rates passed")

@@ -29,20 +29,41 @@ def counter(text, name):
     return total
 
 
-def histogram_quantile(text, name, q):
-    """Upper bound of the bucket holding quantile q (like PromQL's, without interpolation)."""
-    buckets = []
+def histogram_buckets(text, name, labels=""):
+    """Cumulative bucket counts {upper bound: count} of one histogram series; `labels` is the
+    series' other labels as exported, e.g. 'store="postgres"'."""
+    buckets = {}
+    pattern = re.compile(re.escape(name) + r'_bucket\{(.*)\} (\S+)$')
     for line in text.splitlines():
-        m = re.match(name + r'_bucket\{le="([^"]+)"\} (\S+)', line)
-        if m:
-            buckets.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
-    if not buckets or buckets[-1][1] == 0:
+        m = pattern.match(line)
+        if not m:
+            continue
+        parts = [p for p in m.group(1).split(",") if p]
+        le = [p for p in parts if p.startswith("le=")]
+        rest = ",".join(sorted(p for p in parts if not p.startswith("le=")))
+        if not le or rest != ",".join(sorted(p for p in labels.split(",") if p)):
+            continue
+        bound = le[0][4:-1]
+        buckets[float("inf") if bound == "+Inf" else float(bound)] = float(m.group(2))
+    return buckets
+
+
+def quantile_from_buckets(buckets, q, since=None):
+    """Upper bound of the bucket holding quantile q (like PromQL's, without interpolation);
+    with `since`, over the observations made after that earlier snapshot."""
+    if since:
+        buckets = {bound: count - since.get(bound, 0) for bound, count in buckets.items()}
+    if not buckets or max(buckets.values()) <= 0:
         return None
-    target = q * buckets[-1][1]
-    for bound, count in sorted(buckets):
-        if count >= target:
+    target = q * buckets[max(buckets)]
+    for bound in sorted(buckets):
+        if buckets[bound] >= target:
             return bound
     return None
+
+
+def histogram_quantile(text, name, q, labels=""):
+    return quantile_from_buckets(histogram_buckets(text, name, labels), q)
 
 
 def proc_stats(pid):

@@ -136,13 +136,17 @@ final class ProcessorService: Service, Sendable {
         }
 
         if !plan.updates.isEmpty {
-            let postgresStarted = ContinuousClock.now
-            let won = try await retrying("postgres") { try await self.postgresWriter.apply(plan.updates) }
-            metrics.postgresWriteLatency.recordInterval(since: postgresStarted)
-
+            // Redis (current odds + the broadcast subscribers wait for) first, then PostgreSQL;
+            // offsets are committed only after both. Subscribers do not wait for PostgreSQL's
+            // fsync, and a crash between the two stores is repaired on replay: both writes
+            // are version-guarded, so the store that already has a version ignores it.
             let redisStarted = ContinuousClock.now
             let redisApplied = try await retrying("redis") { try await self.redisWriter.apply(plan.updates) }
             metrics.redisWriteLatency.recordInterval(since: redisStarted)
+
+            let postgresStarted = ContinuousClock.now
+            let won = try await retrying("postgres") { try await self.postgresWriter.apply(plan.updates) }
+            metrics.postgresWriteLatency.recordInterval(since: postgresStarted)
 
             let now = Timestamp.now().millisecondsSinceEpoch
             for (update, appliedInRedis) in zip(plan.updates, redisApplied) {
