@@ -55,7 +55,7 @@ struct IngestCommand: AsyncParsableCommand {
     }
 
     /// sysexits' EX_CONFIG: the configuration is wrong, retrying will not help.
-    static let configurationExitCode = ExitCode(78)
+    static let configurationExitCode = ExitCode(ConfigurationError.exitStatus)
 
     static func fail(_ message: String, code: ExitCode) -> ExitCode {
         FileHandle.standardError.write(Data("odds-ingest: \(message)\n".utf8))

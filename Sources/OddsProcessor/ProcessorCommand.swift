@@ -38,12 +38,17 @@ struct ProcessorCommand: AsyncParsableCommand {
             configuration = try ProcessorConfiguration(reader: reader)
         } catch {
             FileHandle.standardError.write(Data("odds-processor: \(error)\n".utf8))
-            throw ExitCode.failure
+            throw ExitCode(ConfigurationError.exitStatus)
         }
         LoggingSetup.bootstrap(service: "odds-processor", configuration: configuration.logging)
         let logger = Logger(label: "odds-processor")
-        let group = try buildProcessor(configuration: configuration, logger: logger)
-        try await group.run()
+        do {
+            let group = try buildProcessor(configuration: configuration, logger: logger)
+            try await group.run()
+        } catch {
+            FileHandle.standardError.write(Data("odds-processor: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
     }
 }
 

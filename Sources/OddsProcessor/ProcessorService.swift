@@ -53,10 +53,11 @@ final class ProcessorService: Service, Sendable {
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
     func run() async throws {
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
+        let fatal: (any Error)? = await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self, returning: (any Error)?.self) { group in
                 group.addTask { await self.reportLag() }
                 group.addTask { await self.logRebalances() }
+                var fatal: (any Error)?
                 do {
                     try await self.prepareSchema()
                     try self.consumer.subscribe(topics: [self.configuration.topic])
@@ -64,9 +65,11 @@ final class ProcessorService: Service, Sendable {
                 } catch is CancellationError {
                 } catch {
                     self.logger.critical("processor stopped", metadata: ["error": "\(error)"])
+                    fatal = error
                 }
                 self.stopping.store(true, ordering: .relaxed)
                 group.cancelAll()
+                return fatal
             }
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .relaxed)
@@ -74,6 +77,9 @@ final class ProcessorService: Service, Sendable {
         // Leave the group so partitions move to the other members right away.
         do { try await consumer.close() } catch { logger.warning("consumer close failed", metadata: ["error": "\(error)"]) }
         logger.info("processor stopped")
+        // A processor that cannot run (schema behind, failed migration) must exit non-zero so a
+        // supervisor sees it, rather than looking like a clean shutdown.
+        if let fatal { throw fatal }
     }
 
     // MARK: - Startup

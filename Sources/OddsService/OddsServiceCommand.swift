@@ -60,7 +60,7 @@ struct OddsServiceCommand: AsyncParsableCommand {
             configuration = try ServiceConfiguration(reader: reader)
         } catch {
             FileHandle.standardError.write(Data("odds-service: \(error)\n".utf8))
-            throw ExitCode(2)
+            throw ExitCode(ConfigurationError.exitStatus)
         }
         LoggingSetup.bootstrap(service: "odds-service", configuration: configuration.logging)
         let registry = MetricsSetup.bootstrap()

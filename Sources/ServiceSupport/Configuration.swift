@@ -2,6 +2,10 @@ import Foundation
 
 /// A configuration value that cannot be used. Its description is the one line printed at start.
 public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    /// Process exit status for a wrong setting (sysexits' EX_CONFIG): every service uses it, so
+    /// a supervisor can tell "fix the configuration" from "retry".
+    public static let exitStatus: Int32 = 78
+
     public let key: String
     public let reason: String
     public init(key: String, reason: String) {

@@ -59,7 +59,7 @@ struct SupplierCommand: AsyncParsableCommand {
     }
 
     /// sysexits' EX_CONFIG: the configuration is wrong, retrying will not help.
-    static let configurationExitCode = ExitCode(78)
+    static let configurationExitCode = ExitCode(ConfigurationError.exitStatus)
 
     static func fail(_ message: String, code: ExitCode) -> ExitCode {
         FileHandle.standardError.write(Data("supplier-simulator: \(message)\n".utf8))
