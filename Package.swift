@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "odds-ingest", targets: ["OddsIngest"]),
         .executable(name: "odds-processor", targets: ["OddsProcessor"]),
         .executable(name: "odds-service", targets: ["OddsService"]),
+        .executable(name: "odds-watch", targets: ["OddsWatch"]),
         .executable(name: "ws-bench", targets: ["WSBench"]),
         .executable(name: "kafka-bench", targets: ["KafkaBench"]),
         .executable(name: "redis-bench", targets: ["RedisBench"]),
@@ -131,6 +132,16 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .executableTarget(
+            name: "OddsWatch",
+            dependencies: [
+                "Contracts",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
             name: "KafkaBench",
             dependencies: [
                 "Kafka",
@@ -232,14 +243,18 @@ let package = Package(
         .target(
             name: "IntegrationSupport",
             dependencies: [
+                "Contracts",
+                "Kafka",
                 "Migrations",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/IntegrationSupport",
             swiftSettings: strictSwift
         ),
         .testTarget(name: "ContractsTests", dependencies: ["Contracts"], swiftSettings: strictSwift),
+        .testTarget(name: "OddsWatchTests", dependencies: ["OddsWatch", "Contracts"], swiftSettings: strictSwift),
         .testTarget(
             name: "KafkaTests",
             dependencies: ["Kafka", "IntegrationSupport"],
@@ -284,6 +299,15 @@ let package = Package(
                            .product(name: "PostgresNIO", package: "postgres-nio"),
                            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                            .product(name: "HummingbirdTesting", package: "hummingbird")],
+            swiftSettings: strictSwift
+        ),
+        // The four real executables against real Redis, PostgreSQL and a dev broker, checked
+        // against the supplier's journal.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["Contracts", "Kafka", "Redis", "IntegrationSupport", "SupplierSimulator",
+                           .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -84,6 +84,7 @@ class Pipeline:
     def start_services(self):
         a = self.addresses
         self.start("odds-processor", dict(KAFKA_BROKERS=a["KAFKA_BROKERS"], REDIS_ADDR=a["REDIS_ADDR"],
+                                          KAFKA_CONSUMER_PROPERTIES=a.get("KAFKA_CONSUMER_PROPERTIES", ""),
                                           POSTGRES_DSN=a["POSTGRES_DSN"], MIGRATIONS_DIR=os.path.join(ROOT, "migrations")))
         self.start("odds-service", dict(REDIS_ADDR=a["REDIS_ADDR"], POSTGRES_DSN=a["POSTGRES_DSN"],
                                         HTTP_PORT=str(self.odds_http), WS_MAX_CONNECTIONS="50000"))

@@ -95,12 +95,12 @@ def infra_up(env):
     """Starts a private Redis/PostgreSQL/dev broker (env carries INFRA_DIR and ports); returns
     the addresses from its env file."""
     subprocess.run([os.path.join(ROOT, "scripts", "infra.sh"), "up"], env=env, check=True, stdout=subprocess.DEVNULL)
-    addresses = {}
-    with open(os.path.join(env["INFRA_DIR"], "env")) as f:
-        for line in f:
-            key, value = line.replace("export ", "").strip().split("=", 1)
-            addresses[key] = value
-    return addresses
+    # Let bash evaluate the file (it may hold defaults such as ${VAR:-value}).
+    env_file = os.path.join(env["INFRA_DIR"], "env")
+    output = subprocess.run(["bash", "-c", f'source "{env_file}" && env -0'], env=env, check=True,
+                            stdout=subprocess.PIPE).stdout.decode()
+    wanted = ("REDIS_ADDR", "POSTGRES_DSN", "KAFKA_BROKERS", "KAFKA_CONSUMER_PROPERTIES")
+    return {k: v for k, v in (item.split("=", 1) for item in output.split("\0") if "=" in item) if k in wanted}
 
 
 def infra_down(env):

@@ -31,7 +31,9 @@ PIDS=()
 
 cleanup() {
     local status=$?
-    trap - EXIT INT TERM
+    trap - EXIT INT TERM HUP
+    trap '' PIPE  # the terminal or pipe may be gone; stopping must still finish
+    set +e
     if ((${#PIDS[@]})); then
         step "stopping the services"
         for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
@@ -43,7 +45,10 @@ cleanup() {
     fi
     if ((STARTED_INFRA)); then
         step "stopping the local infrastructure"
-        scripts/infra.sh down || true
+        # Captured, then printed: a closed terminal/pipe must not cut the shutdown short.
+        local stopped
+        stopped="$(scripts/infra.sh down 2>&1)"
+        printf '%s\n' "$stopped"
     else
         say "infrastructure was already running before the demo; left running (make infra-down stops it)"
     fi
@@ -72,6 +77,8 @@ done
 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
 
 step "3/5 local infrastructure (Redis, PostgreSQL, Kafka dev broker) and migrations"
 if scripts/infra.sh status >/dev/null 2>&1; then

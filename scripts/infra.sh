@@ -142,6 +142,9 @@ write_env() {
 export REDIS_ADDR=127.0.0.1:$REDIS_PORT
 export POSTGRES_DSN=$(postgres_dsn)
 export KAFKA_BROKERS=$(cat "$KAFKA_ADDR_FILE")
+# The dev broker does not answer a waiting fetch early when data arrives, so the consumer
+# asks often instead (with real Kafka leave fetch.wait.max.ms at its default).
+export KAFKA_CONSUMER_PROPERTIES="\${KAFKA_CONSUMER_PROPERTIES:-fetch.wait.max.ms=1}"
 ENV
 }
 

@@ -142,17 +142,17 @@ final class ProcessorService: Service, Sendable {
         }
 
         if !plan.updates.isEmpty {
-            // Redis (current odds + the broadcast subscribers wait for) first, then PostgreSQL;
-            // offsets are committed only after both. Subscribers do not wait for PostgreSQL's
-            // fsync, and a crash between the two stores is repaired on replay: both writes
-            // are version-guarded, so the store that already has a version ignores it.
-            let redisStarted = ContinuousClock.now
-            let redisApplied = try await retrying("redis") { try await self.redisWriter.apply(plan.updates) }
-            metrics.redisWriteLatency.recordInterval(since: redisStarted)
-
+            // PostgreSQL first, then Redis (and the broadcast): every version a subscriber can
+            // see is already in odds_history. In the other order a crash between the two writes,
+            // replayed as differently grouped batches, could broadcast a version that history
+            // never gets (the replay may collapse it under a newer one).
             let postgresStarted = ContinuousClock.now
             let won = try await retrying("postgres") { try await self.postgresWriter.apply(plan.updates) }
             metrics.postgresWriteLatency.recordInterval(since: postgresStarted)
+
+            let redisStarted = ContinuousClock.now
+            let redisApplied = try await retrying("redis") { try await self.redisWriter.apply(plan.updates) }
+            metrics.redisWriteLatency.recordInterval(since: redisStarted)
 
             let now = Timestamp.now().millisecondsSinceEpoch
             for (update, appliedInRedis) in zip(plan.updates, redisApplied) {
@@ -167,7 +167,10 @@ final class ProcessorService: Service, Sendable {
         }
 
         do {
-            try await consumer.commit(plan.commitPositions)
+            // Not awaited: the effects are already durable, so the next batch need not wait for
+            // the broker's answer. A commit that fails is superseded by the next one, or the
+            // batch is replayed, which the version guards make harmless.
+            try consumer.commitAsync(plan.commitPositions)
         } catch {
             // After a rebalance the new owner replays from the last commit; effects are idempotent.
             metrics.commitFailures.increment()

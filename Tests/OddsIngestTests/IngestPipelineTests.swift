@@ -48,9 +48,9 @@ struct IngestPipelineTests {
 
         // Scheduled disconnects happened, and ingest reconnected each time.
         let metrics = try await HTTP.get("\(endpoints.ingestURL)/metrics").body
-        #expect(HTTP.metric("odds_ingest_connect_attempts_total", in: metrics) >= Double(Self.faultRunSeconds / 4))
-        #expect(HTTP.metric(#"odds_invalid_total{reason="malformed_json"}"#, in: metrics) > 0)
-        #expect(HTTP.metric("odds_ingest_publish_latency_seconds_count", in: metrics) == Double(entries.count))
+        #expect(MetricsText.value("odds_ingest_connect_attempts_total", in: metrics) >= Double(Self.faultRunSeconds / 4))
+        #expect(MetricsText.value(#"odds_invalid_total{reason="malformed_json"}"#, in: metrics) > 0)
+        #expect(MetricsText.value("odds_ingest_publish_latency_seconds_count", in: metrics) == Double(entries.count))
         #expect(metrics.contains("odds_ingest_feed_lag_seconds"))
 
         // Graceful shutdown: stop reading, everything acknowledged, producer flushed, exit 0.
@@ -136,7 +136,7 @@ struct IngestPipelineTests {
             let common = min(fromFirst.count, journaled.count)
             expectSameFrames(Array(fromFirst.prefix(common)), Array(journaled.prefix(common)), "event \(event) of the crashed supplier")
         }
-        let attempts = HTTP.metric("odds_ingest_connect_attempts_total", in: try await HTTP.get("\(endpoints.ingestURL)/metrics").body)
+        let attempts = MetricsText.value("odds_ingest_connect_attempts_total", in: try await HTTP.get("\(endpoints.ingestURL)/metrics").body)
         #expect(attempts >= 2)
         #expect(ingest.output.contains("reconnecting to supplier after backoff"))
     }
@@ -181,7 +181,7 @@ struct IngestPipelineTests {
         #expect(stillStalled.received - stillStalled.acknowledged <= window + 1, "\(stillStalled)")
         #expect(stillStalled.received == stalled.received, "ingest kept reading while Kafka was down: \(stalled) → \(stillStalled)")
         let supplierMetrics = try await HTTP.get("\(endpoints.supplierMetricsURL)/metrics").body
-        #expect(HTTP.metric("odds_supplier_slow_client_disconnects_total", in: supplierMetrics) == 0)
+        #expect(MetricsText.value("odds_supplier_slow_client_disconnects_total", in: supplierMetrics) == 0)
 
         try await Task.sleep(until: pausedAt + .seconds(10))
         #expect(kill(broker.process.pid, SIGCONT) == 0)

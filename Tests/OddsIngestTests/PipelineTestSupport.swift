@@ -39,24 +39,15 @@ enum Pipeline {
         var env = ["HTTP_HOST": "127.0.0.1", "HTTP_PORT": "\(endpoints.supplierHTTP)",
                    "METRICS_PORT": "\(endpoints.supplierMetrics)", "LOG_FORMAT": "text"]
         env.merge(environment) { $1 }
-        let process = try ManagedProcess(executable: try binary("supplier-simulator"), arguments: [], environment: env)
-        let ready = try await TestInfrastructure.waitUntil(timeout: .seconds(15)) {
-            (try? await HTTP.get("\(endpoints.supplierMetricsURL)/readyz").status) == 200
-        }
-        try #require(ready, "supplier did not start: \(process.output)")
-        return process
+        return try await ManagedProcess.launch("supplier-simulator", environment: env, metricsPort: endpoints.supplierMetrics,
+                                               waitFor: "/readyz")
     }
 
     static func startIngest(_ endpoints: FeedEndpoints, brokers: String, environment: [String: String] = [:]) async throws -> ManagedProcess {
         var env = ["HTTP_HOST": "127.0.0.1", "METRICS_PORT": "\(endpoints.ingestMetrics)", "KAFKA_BROKERS": brokers,
                    "SUPPLIER_WS_URL": endpoints.feedURL, "LOG_FORMAT": "text", "INGEST_RECONNECT_MAX_MS": "1000"]
         env.merge(environment) { $1 }
-        let process = try ManagedProcess(executable: try binary("odds-ingest"), arguments: [], environment: env)
-        let alive = try await TestInfrastructure.waitUntil(timeout: .seconds(15)) {
-            (try? await HTTP.get("\(endpoints.ingestURL)/healthz").status) == 200
-        }
-        try #require(alive, "ingest did not start: \(process.output)")
-        return process
+        return try await ManagedProcess.launch("odds-ingest", environment: env, metricsPort: endpoints.ingestMetrics)
     }
 
     /// received / published (odds topic) / dead-lettered counters of ingest.
@@ -71,9 +62,9 @@ enum Pipeline {
     static func ingestCounters(_ endpoints: FeedEndpoints) async throws -> IngestCounters {
         let text = try await HTTP.get("\(endpoints.ingestURL)/metrics").body
         return IngestCounters(
-            received: Int(HTTP.metric("odds_ingest_received_total", in: text)),
-            published: Int(HTTP.metric("odds_ingest_published_total", in: text)),
-            deadLettered: Int(HTTP.sum(prefix: "odds_dlq_total{", in: text)))
+            received: Int(MetricsText.value("odds_ingest_received_total", in: text)),
+            published: Int(MetricsText.value("odds_ingest_published_total", in: text)),
+            deadLettered: Int(MetricsText.sum(prefix: "odds_dlq_total{", in: text)))
     }
 
     /// Waits until ingest has read `expected` frames and Kafka acknowledged all of them.
@@ -88,33 +79,12 @@ enum Pipeline {
         return last
     }
 
-    /// Everything in the odds topic and the DLQ, read until the expected counts arrive and one
-    /// more quiet second passes (so extras would be seen).
+    /// Everything in the odds topic and the DLQ, read until the expected counts arrive and then a
+    /// quiet second passes (so extras would be seen).
     static func consume(brokers: String, odds: Int, deadLetters: Int) async throws -> (odds: [KafkaConsumerMessage], deadLetters: [KafkaConsumerMessage]) {
-        var configuration = KafkaConsumerConfiguration(bootstrapServers: brokers, groupID: TestInfrastructure.uniqueName("ingest-test"))
-        configuration.sessionTimeout = .milliseconds(6_000)
-        configuration.heartbeatInterval = .milliseconds(500)
-        configuration.fetchMaxWait = .milliseconds(10)
-        configuration.autoOffsetReset = .earliest
-        var logger = Logger(label: "ingest-test.consumer")
-        logger.logLevel = .warning
-        let consumer = try KafkaConsumer(configuration: configuration, topics: [Topics.oddsUpdates, Topics.oddsUpdatesDeadLetter], logger: logger)
-        var received: [KafkaConsumerMessage] = []
-        let deadline = ContinuousClock.now + .seconds(60)
-        func counts() -> (Int, Int) {
-            let dlq = received.filter { $0.topic == Topics.oddsUpdatesDeadLetter }.count
-            return (received.count - dlq, dlq)
-        }
-        while counts().0 < odds || counts().1 < deadLetters {
-            guard ContinuousClock.now < deadline else { break }
-            received += try await consumer.poll(maxMessages: 2_000, maxWait: .milliseconds(100))
-        }
-        let quiet = ContinuousClock.now + .seconds(1)
-        while ContinuousClock.now < quiet {
-            received += try await consumer.poll(maxMessages: 2_000, maxWait: .milliseconds(100))
-        }
-        try await consumer.close()
-        let ordered = received.sorted { ($0.topic, $0.partition, $0.offset) < ($1.topic, $1.partition, $1.offset) }
+        let ordered = try await KafkaTopicReader.readAll(
+            brokers: brokers, topics: [Topics.oddsUpdates, Topics.oddsUpdatesDeadLetter],
+            expected: [Topics.oddsUpdates: odds, Topics.oddsUpdatesDeadLetter: deadLetters])
         return (ordered.filter { $0.topic == Topics.oddsUpdates }, ordered.filter { $0.topic == Topics.oddsUpdatesDeadLetter })
     }
 
@@ -170,36 +140,6 @@ enum HTTP {
         request.timeoutInterval = 5
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
-    }
-
-    static func metric(_ name: String, in text: String) -> Double {
-        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
-            return Double(line.dropFirst(name.count + 1)) ?? 0
-        }
-        return 0
-    }
-
-    /// Sum of every sample whose line starts with `prefix` (all label values of a metric).
-    static func sum(prefix: String, in text: String) -> Double {
-        text.split(separator: "\n").filter { $0.hasPrefix(prefix) }.reduce(0) { total, line in
-            total + (line.split(separator: " ").last.flatMap { Double($0) } ?? 0)
-        }
-    }
-}
-
-struct JournalEntry: Sendable, Equatable {
-    let seq: Int
-    let kind: String
-    let reason: String?
-    let frame: String
-
-    static func read(_ path: String) throws -> [JournalEntry] {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        return try text.split(separator: "\n").map { line in
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            return JournalEntry(seq: try #require(object["seq"] as? Int), kind: try #require(object["kind"] as? String),
-                                reason: object["reason"] as? String, frame: try #require(object["frame"] as? String))
-        }
     }
 }
 

@@ -25,14 +25,7 @@ enum SupplierProcess {
         var env = ["HTTP_HOST": "127.0.0.1", "HTTP_PORT": "\(ports.http)", "METRICS_PORT": "\(ports.metrics)",
                    "LOG_FORMAT": "text", "LOG_LEVEL": "info"]
         env.merge(environment) { $1 }
-        let process = try ManagedProcess(
-            executable: try TestInfrastructure.binDirectory().appendingPathComponent("supplier-simulator"),
-            arguments: [], environment: env)
-        let ready = try await TestInfrastructure.waitUntil(timeout: .seconds(15)) {
-            (try? await HTTP.get("\(ports.metricsURL)/readyz").status) == 200
-        }
-        try #require(ready, "supplier did not become ready: \(process.output)")
-        return process
+        return try await ManagedProcess.launch("supplier-simulator", environment: env, metricsPort: ports.metrics, waitFor: "/readyz")
     }
 }
 
@@ -54,32 +47,6 @@ enum HTTP {
         request.timeoutInterval = 5
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
-    }
-
-    /// The value of a Prometheus sample, e.g. `odds_supplier_connections` or
-    /// `odds_supplier_frames_sent_total{kind="valid"}`; 0 when absent.
-    static func metric(_ name: String, in text: String) -> Double {
-        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
-            return Double(line.dropFirst(name.count + 1)) ?? 0
-        }
-        return 0
-    }
-}
-
-/// One journal line.
-struct JournalEntry: Sendable, Equatable {
-    let seq: Int
-    let kind: String
-    let reason: String?
-    let frame: String
-
-    static func read(_ path: String) throws -> [JournalEntry] {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        return try text.split(separator: "\n").map { line in
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            return JournalEntry(seq: try #require(object["seq"] as? Int), kind: try #require(object["kind"] as? String),
-                                reason: object["reason"] as? String, frame: try #require(object["frame"] as? String))
-        }
     }
 }
 

@@ -30,8 +30,8 @@ struct SupplierProcessTests {
         let flowing = try await TestInfrastructure.waitUntil { first.received.count > 2_000 && second.received.count > 0 }
         #expect(flowing)
         let metrics = try await HTTP.get("\(ports.metricsURL)/metrics").body
-        #expect(HTTP.metric("odds_supplier_connections", in: metrics) == 2)
-        #expect(HTTP.metric(#"odds_supplier_frames_sent_total{kind="valid"}"#, in: metrics) > 0)
+        #expect(MetricsText.value("odds_supplier_connections", in: metrics) == 2)
+        #expect(MetricsText.value(#"odds_supplier_frames_sent_total{kind="valid"}"#, in: metrics) > 0)
 
         #expect(supplier.stop(signal: SIGTERM) == 0)
         try await firstReader.value
@@ -86,15 +86,15 @@ struct SupplierProcessTests {
         defer { slow.close() }
         let disconnected = try await TestInfrastructure.waitUntil(timeout: .seconds(30)) {
             let metrics = try await HTTP.get("\(ports.metricsURL)/metrics").body
-            return HTTP.metric("odds_supplier_slow_client_disconnects_total", in: metrics) >= 1
+            return MetricsText.value("odds_supplier_slow_client_disconnects_total", in: metrics) >= 1
         }
         #expect(disconnected, "\(supplier.output.suffix(2_000))")
         let before = fast.received.count
         try await Task.sleep(for: .seconds(1))
         #expect(fast.received.count > before + 1_000, "the fast client must keep receiving (5,000/s)")
         let metrics = try await HTTP.get("\(ports.metricsURL)/metrics").body
-        #expect(HTTP.metric("odds_supplier_slow_client_disconnects_total", in: metrics) == 1)
-        #expect(HTTP.metric("odds_supplier_connections", in: metrics) == 1)
+        #expect(MetricsText.value("odds_supplier_slow_client_disconnects_total", in: metrics) == 1)
+        #expect(MetricsText.value("odds_supplier_connections", in: metrics) == 1)
         #expect(supplier.output.contains("feed client too slow; disconnecting it"))
     }
 
@@ -125,7 +125,7 @@ struct SupplierProcessTests {
         #expect(try await HTTP.get("\(ports.metricsURL)/healthz").status == 200)
         #expect(try await HTTP.get("\(ports.metricsURL)/readyz").body.contains(#""ready":true"#))
         let metrics = try await HTTP.get("\(ports.metricsURL)/metrics").body
-        #expect(HTTP.metric(#"odds_supplier_confirmations_total{result="confirmed"}"#, in: metrics) == Double(confirmed))
+        #expect(MetricsText.value(#"odds_supplier_confirmations_total{result="confirmed"}"#, in: metrics) == Double(confirmed))
         #expect(metrics.contains("odds_supplier_connections"))
     }
 

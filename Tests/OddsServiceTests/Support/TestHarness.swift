@@ -115,11 +115,6 @@ struct RedisSeeder: Sendable {
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
 enum Fixtures {
     static func update(
         _ eventId: String, _ market: String = "1x2", version: Int64, home: String = "Flamengo", away: String = "Palmeiras",

@@ -1,7 +1,6 @@
 import Contracts
 import Foundation
 import HummingbirdWSClient
-import IntegrationSupport
 import Logging
 import NIOCore
 import NIOWebSocket
@@ -9,12 +8,12 @@ import Synchronization
 
 /// A real WebSocket client for tests: records every text frame with its arrival time; can be
 /// told not to read (a stalled consumer) until `resumeReading()`.
-final class WSTestClient: Sendable {
-    struct Received: Sendable {
-        let at: ContinuousClock.Instant
-        let wallMs: Int64
-        let text: String
-        var message: ServerMessage? { try? ContractCoding.decoder.decode(ServerMessage.self, from: Data(text.utf8)) }
+public final class WSTestClient: Sendable {
+    public struct Received: Sendable {
+        public let at: ContinuousClock.Instant
+        public let wallMs: Int64
+        public let text: String
+        public var message: ServerMessage? { try? ContractCoding.decoder.decode(ServerMessage.self, from: Data(text.utf8)) }
     }
 
     private struct State {
@@ -34,7 +33,7 @@ final class WSTestClient: Sendable {
         state = Mutex(State(reading: reading))
     }
 
-    static func connect(_ url: String, reading: Bool = true, maxFrameSize: Int = 1 << 22,
+    public static func connect(_ url: String, reading: Bool = true, maxFrameSize: Int = 1 << 22,
                         autoPing: AutoPingSetup = .disabled) async throws -> WSTestClient {
         let client = WSTestClient(reading: reading)
         var logger = Logger(label: "ws-test-client")
@@ -80,17 +79,17 @@ final class WSTestClient: Sendable {
         return client
     }
 
-    func send(_ text: String) async throws {
+    public func send(_ text: String) async throws {
         guard let outbound = state.withLock({ $0.outbound }) else { return }
         try await outbound.write(.text(text))
     }
 
-    func sendBinary(_ bytes: [UInt8]) async throws {
+    public func sendBinary(_ bytes: [UInt8]) async throws {
         guard let outbound = state.withLock({ $0.outbound }) else { return }
         try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
     }
 
-    func resumeReading() {
+    public func resumeReading() {
         let gate = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.reading = true
             let gate = state.readGate
@@ -100,14 +99,14 @@ final class WSTestClient: Sendable {
         gate?.resume()
     }
 
-    var received: [Received] { state.withLock { $0.received } }
-    var messages: [ServerMessage] { received.compactMap(\.message) }
-    var isFinished: Bool { state.withLock { $0.finished } }
-    var closeCode: WebSocketErrorCode? { state.withLock { $0.closeFrame?.closeCode } }
+    public var received: [Received] { state.withLock { $0.received } }
+    public var messages: [ServerMessage] { received.compactMap(\.message) }
+    public var isFinished: Bool { state.withLock { $0.finished } }
+    public var closeCode: WebSocketErrorCode? { state.withLock { $0.closeFrame?.closeCode } }
 
     /// Waits until `count` frames matching `predicate` arrived; returns the matching frames.
     @discardableResult
-    func waitFor(
+    public func waitFor(
         _ count: Int = 1, timeout: Duration = .seconds(10), where predicate: @escaping @Sendable (ServerMessage) -> Bool
     ) async throws -> [ServerMessage] {
         _ = try await TestInfrastructure.waitUntil(timeout: timeout, interval: .milliseconds(5)) {
@@ -116,11 +115,11 @@ final class WSTestClient: Sendable {
         return messages.filter(predicate)
     }
 
-    func waitUntilFinished(timeout: Duration = .seconds(10)) async throws -> Bool {
+    public func waitUntilFinished(timeout: Duration = .seconds(10)) async throws -> Bool {
         try await TestInfrastructure.waitUntil(timeout: timeout, interval: .milliseconds(10)) { self.isFinished }
     }
 
-    func close() async {
+    public func close() async {
         if let outbound = state.withLock({ $0.outbound }), !isFinished {
             try? await outbound.close(.normalClosure, reason: nil)
         }
@@ -131,11 +130,11 @@ final class WSTestClient: Sendable {
 }
 
 extension ServerMessage {
-    var isSnapshot: Bool { if case .snapshot = self { true } else { false } }
-    var isOdds: Bool { if case .odds = self { true } else { false } }
-    var isHeartbeat: Bool { if case .heartbeat = self { true } else { false } }
-    var isPong: Bool { if case .pong = self { true } else { false } }
-    var errorCode: String? { if case .error(let code, _) = self { code } else { nil } }
-    var snapshotMarkets: [OddsUpdate]? { if case .snapshot(_, let markets) = self { markets } else { nil } }
-    var oddsPayload: OddsUpdate? { if case .odds(_, let payload) = self { payload } else { nil } }
+    public var isSnapshot: Bool { if case .snapshot = self { true } else { false } }
+    public var isOdds: Bool { if case .odds = self { true } else { false } }
+    public var isHeartbeat: Bool { if case .heartbeat = self { true } else { false } }
+    public var isPong: Bool { if case .pong = self { true } else { false } }
+    public var errorCode: String? { if case .error(let code, _) = self { code } else { nil } }
+    public var snapshotMarkets: [OddsUpdate]? { if case .snapshot(_, let markets) = self { markets } else { nil } }
+    public var oddsPayload: OddsUpdate? { if case .odds(_, let payload) = self { payload } else { nil } }
 }
