@@ -183,6 +183,12 @@ class SourceIndex:
             text = f.read_text(encoding="utf-8", errors="replace")
             self.text += text + "\n"
             self.strings.update(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', text))
+            # Registered directly on the Prometheus registry (process_* in ServiceSupport).
+            for m in re.finditer(r'\bmake(Counter|Gauge)\(descriptor:\s*name\("([a-z_]+)",\s*"([a-z_]+)"', text):
+                namespace = re.search(r'MetricNameDescriptor\(namespace:\s*"([a-z_]+)"', text)
+                full = "_".join(filter(None, [namespace.group(1) if namespace else None, m.group(2), m.group(3)]))
+                entry = self.metrics.setdefault(full, {"kinds": set(), "labels": set(), "open": False})
+                entry["kinds"].add(m.group(1).lower())
             for m in METRIC_CALL.finditer(text):
                 kind, name = m.group(1), m.group(2)
                 args = call_arguments(text, m.start() + len(kind) + 1)

@@ -24,7 +24,7 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(help: "Frames read but not yet acknowledged by Kafka (INGEST_MAX_IN_FLIGHT, default 10000).") var maxInFlight: String?
     @Option(help: "First reconnect delay in ms (INGEST_RECONNECT_MIN_MS, default 100).") var reconnectMinMs: String?
     @Option(help: "Largest reconnect delay in ms (INGEST_RECONNECT_MAX_MS, default 5000).") var reconnectMaxMs: String?
-    @Option(help: "Producer linger.ms (KAFKA_LINGER_MS, default 1).") var lingerMs: String?
+    @Option(help: "Producer linger.ms (KAFKA_LINGER_MS, default 0).") var lingerMs: String?
     @Option(help: "trace|debug|info|notice|warning|error|critical (LOG_LEVEL, default info).") var logLevel: String?
     @Option(help: "json|text (LOG_FORMAT, default json).") var logFormat: String?
 

@@ -39,7 +39,7 @@ struct IngestConfiguration: Sendable, Equatable {
         if reconnectMaximum < reconnectMinimum {
             throw ConfigurationError(key: "INGEST_RECONNECT_MAX_MS", reason: "must be at least INGEST_RECONNECT_MIN_MS")
         }
-        kafkaLinger = try reader.milliseconds("KAFKA_LINGER_MS", default: 1, range: 0...1_000)
+        kafkaLinger = try reader.milliseconds("KAFKA_LINGER_MS", default: 0, range: 0...1_000)
         kafkaDeliveryTimeout = try reader.milliseconds("KAFKA_DELIVERY_TIMEOUT_MS", default: 300_000, range: 10_000...3_600_000)
         drainTimeout = try reader.milliseconds("INGEST_DRAIN_TIMEOUT_MS", default: 30_000, range: 0...600_000)
     }

@@ -75,6 +75,7 @@ public enum OperationsServer {
         readiness: [ReadinessCheck]
     ) -> Router<BasicRequestContext> {
         let router = Router()
+        let process = ProcessMetrics.shared(registry: registry)
         router.get("/healthz") { _, _ -> Response in
             jsonResponse(.ok, #"{"status":"ok"}"#)
         }
@@ -84,6 +85,7 @@ public enum OperationsServer {
             return jsonResponse(report.ready ? .ok : .serviceUnavailable, String(decoding: body, as: UTF8.self))
         }
         router.get("/metrics") { _, _ -> Response in
+            process.update()
             var buffer: [UInt8] = []
             buffer.reserveCapacity(16 * 1024)
             registry.emit(into: &buffer)

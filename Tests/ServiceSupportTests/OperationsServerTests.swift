@@ -51,4 +51,25 @@ import Testing
             }
         }
     }
+
+    @Test func metricsCarryThisProcessResidentMemoryAndCPU() async throws {
+        let registry = PrometheusCollectorRegistry()
+        let app = Application(router: OperationsServer.router(registry: registry, readiness: []))
+        // Burn a little CPU so the counter has something to show.
+        var sink = 0
+        for index in 0..<2_000_000 { sink &+= index &* 31 }
+        #expect(sink != 1)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let lines = String(buffer: response.body).split(separator: "\n")
+                func value(_ name: String) -> Double? {
+                    lines.first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+                }
+                // RSS of a test process is tens of MiB at least; CPU time is positive.
+                #expect((value("process_resident_memory_bytes") ?? 0) > 1_000_000)
+                #expect((value("process_cpu_seconds_total") ?? 0) > 0)
+                #expect((value("process_open_fds") ?? 0) >= 3)
+            }
+        }
+    }
 }
