@@ -44,12 +44,20 @@ struct OddsWatchCommand: AsyncParsableCommand {
         let plain = lines || isatty(STDOUT_FILENO) == 0
         let title = "odds-watch — \(wsURL)   (Ctrl-C to stop)"
 
-        let followed = try await resolveEvents(base: base, board: board)
+        // Ctrl-C / SIGTERM end the loops below, so the cursor is restored and the demo script
+        // (waiting on this process) can stop what it started.
+        let interrupted = Self.watchForInterrupt()
+        let followed: [String]
+        do {
+            followed = try await resolveEvents(base: base, board: board, interrupted: interrupted)
+        } catch is CancellationError {
+            return
+        }
         let session = Task { await stream(wsURL: wsURL, eventIds: followed, board: board, plain: plain) }
         let deadline = seconds > 0 ? ContinuousClock.now + .seconds(seconds) : nil
         if !plain { print("\u{1B}[?25l", terminator: "") }  // hide the cursor while redrawing
         defer { if !plain { print("\u{1B}[?25h") } }
-        while !Task.isCancelled {
+        while !Task.isCancelled && !interrupted.stop.load(ordering: .relaxed) {
             if let deadline, ContinuousClock.now >= deadline { break }
             if !plain {
                 let text = board.withLock { $0.render(now: Date(), colour: true, title: title) }
@@ -64,10 +72,11 @@ struct OddsWatchCommand: AsyncParsableCommand {
     }
 
     /// The named events, or the first `limit` listed by odds-service (waiting until some exist).
-    func resolveEvents(base: String, board: SharedBoard) async throws -> [String] {
+    func resolveEvents(base: String, board: SharedBoard, interrupted: Interrupt) async throws -> [String] {
         if !events.isEmpty { return events }
         var announced = false
         while true {
+            if interrupted.stop.load(ordering: .relaxed) { throw CancellationError() }
             do {
                 let (data, response) = try await URLSession.shared.data(from: URL(string: base + "/v1/events")!)
                 if (response as? HTTPURLResponse)?.statusCode == 200 {
@@ -122,6 +131,24 @@ struct OddsWatchCommand: AsyncParsableCommand {
             delay = board.withLock { $0.framesReceived } > framesBefore ? .milliseconds(200) : min(delay * 2, .seconds(5))
             try? await Task.sleep(for: delay)
         }
+    }
+
+    /// SIGINT/SIGTERM handled through dispatch sources instead of the default "terminate now".
+    final class Interrupt: Sendable {
+        let stop = Atomic<Bool>(false)
+        nonisolated(unsafe) var sources: [any DispatchSourceSignal] = []
+    }
+
+    static func watchForInterrupt() -> Interrupt {
+        let interrupt = Interrupt()
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { interrupt.stop.store(true, ordering: .relaxed) }
+            source.resume()
+            interrupt.sources.append(source)
+        }
+        return interrupt
     }
 
     static func subscribeFrame(eventId: String, versions: [String: Int64]) -> String {

@@ -74,7 +74,7 @@ struct WatchBoard: Sendable {
         lines.append(paint(title, "1"))
         lines.append("status: \(status)   frames: \(framesReceived)   stale ignored: \(staleIgnored)   last delta latency: \(latency)")
         lines.append("")
-        lines.append(paint(pad("EVENT", 14) + pad("MATCH", 34) + pad("MARKET", 8) + pad("PRICES", 40) + pad("VERSION", 10) + "AGE",
+        lines.append(paint(pad("EVENT", 14) + pad("MATCH", 34) + pad("MARKET", 8) + pad("PRICES", 40) + pad("VERSION", 18) + "AGE",
                            "4"))
         let sorted = rows.values.sorted {
             ($0.update.eventId, $0.update.market) < ($1.update.eventId, $1.update.market)
@@ -104,7 +104,7 @@ struct WatchBoard: Sendable {
             let age = max(0, now.timeIntervalSince(update.updatedAt.date))
             let status = update.status == .open ? "" : " " + paint("SUSPENDED", "33")
             lines.append(pad(update.eventId, 14) + pad("\(update.homeTeam) v \(update.awayTeam)", 34) + pad(update.market, 8)
-                         + prices + pad("\(update.version)", 10) + String(format: "%.1fs", age) + status)
+                         + prices + pad("\(update.version)", 18) + String(format: "%.1fs", age) + status)
         }
         if sorted.isEmpty { lines.append("(waiting for odds)") }
         return lines.joined(separator: "\n")
