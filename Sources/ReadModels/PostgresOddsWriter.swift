@@ -33,12 +33,36 @@ public struct PostgresOddsWriter: Sendable {
 
         // One statement, so one round trip and one commit: data-modifying CTEs all run to
         // completion, and the foreign keys to `events` are checked at the end of the statement,
-        // when the events upsert is visible.
-        let rows = try await client.query("""
-            WITH input AS (
-                SELECT * FROM unnest(\(eventIds)::text[], \(markets)::text[], \(homeTeams)::text[], \(awayTeams)::text[],
-                                     \(odds)::text[], \(statuses)::text[], \(versions)::int8[], \(updatedAt)::int8[],
-                                     \(sources)::text[])
+        // when the events upsert is visible. Prepared once per connection, so it is not parsed
+        // and planned again for every batch.
+        let statement = ApplyOddsStatement(
+            eventIds: eventIds, markets: markets, homeTeams: homeTeams, awayTeams: awayTeams, odds: odds,
+            statuses: statuses, versions: versions, updatedAtMillis: updatedAt, sources: sources)
+        var won = Set<MarketKey>()
+        for try await (eventId, market) in try await client.execute(statement, logger: logger) {
+            won.insert(MarketKey(eventId: eventId, market: market))
+        }
+        return won
+    }
+
+    static func oddsJSON(_ odds: [String: Double]) -> String {
+        let data = (try? ContractCoding.encoder.encode(odds)) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+import Foundation
+
+/// The batch write as a named prepared statement; every value is a bound array parameter.
+struct ApplyOddsStatement: PostgresPreparedStatement {
+    typealias Row = (String, String)
+
+    static let name = "odds_apply_batch_v1"
+    static let sql = """
+        WITH input AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                                     $5::text[], $6::text[], $7::int8[], $8::int8[],
+                                     $9::text[])
                     AS t(event_id, market, home_team, away_team, odds, status, version, updated_ms, source)
             ),
             upserted_events AS (
@@ -70,18 +94,33 @@ public struct PostgresOddsWriter: Sendable {
                 ON CONFLICT (event_id, market, version) DO NOTHING
             )
             SELECT event_id, market FROM applied
-            """, logger: logger)
-        var won = Set<MarketKey>()
-        for try await (eventId, market) in rows.decode((String, String).self) {
-            won.insert(MarketKey(eventId: eventId, market: market))
-        }
-        return won
+        """
+
+    var eventIds: [String]
+    var markets: [String]
+    var homeTeams: [String]
+    var awayTeams: [String]
+    var odds: [String]
+    var statuses: [String]
+    var versions: [Int64]
+    var updatedAtMillis: [Int64]
+    var sources: [String]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 9)
+        bindings.append(eventIds)
+        bindings.append(markets)
+        bindings.append(homeTeams)
+        bindings.append(awayTeams)
+        bindings.append(odds)
+        bindings.append(statuses)
+        bindings.append(versions)
+        bindings.append(updatedAtMillis)
+        bindings.append(sources)
+        return bindings
     }
 
-    static func oddsJSON(_ odds: [String: Double]) -> String {
-        let data = (try? ContractCoding.encoder.encode(odds)) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        try row.decode(Row.self)
     }
 }
-
-import Foundation
