@@ -88,8 +88,58 @@ public final class ManagedProcess: @unchecked Sendable {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
+        // A child inherits the spawning thread's signal mask, and threads of a test process
+        // that runs services in-process may block SIGTERM/SIGINT (signal handling through
+        // dispatch sources); unblock them around the spawn so the child can be stopped politely.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGTERM)
+        sigaddset(&unblock, SIGINT)
+        var previous = sigset_t()
+        pthread_sigmask(SIG_UNBLOCK, &unblock, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         try process.run()
+        Self.live.register(process.processIdentifier)
     }
+
+    /// Children still running when the test process exits (a cleanup that was still pending in
+    /// a detached task) are killed at exit, so no run leaves servers behind.
+    final class LiveChildren: @unchecked Sendable {
+        private let lock = NSLock()
+        private var pids: Set<Int32> = []
+        private var installed = false
+
+        func register(_ pid: Int32) {
+            lock.lock(); defer { lock.unlock() }
+            pids.insert(pid)
+            if !installed {
+                installed = true
+                atexit { ManagedProcess.live.killAll() }
+            }
+        }
+
+        func unregister(_ pid: Int32) {
+            lock.lock(); defer { lock.unlock() }
+            pids.remove(pid)
+        }
+
+        func killAll() {
+            lock.lock(); defer { lock.unlock() }
+            let me = getpid()
+            // Only our own children: a pid that exited and was reused belongs to someone else.
+            for pid in pids where Self.parent(of: pid) == me { kill(pid, SIGKILL) }
+            pids.removeAll()
+        }
+
+        static func parent(of pid: Int32) -> Int32? {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let end = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: end)...].split(separator: " ")
+            return fields.count > 1 ? Int32(fields[1]) : nil
+        }
+    }
+
+    static let live = LiveChildren()
 
     /// Finds `name` on PATH (for system servers such as `redis-server`).
     public static func which(_ name: String) throws -> URL {
@@ -117,6 +167,7 @@ public final class ManagedProcess: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        Self.live.unregister(process.processIdentifier)
         return process.terminationStatus
     }
 
@@ -125,6 +176,7 @@ public final class ManagedProcess: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        Self.live.unregister(process.processIdentifier)
         try? FileManager.default.removeItem(at: outputURL)
     }
 }
