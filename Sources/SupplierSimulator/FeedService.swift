@@ -20,7 +20,10 @@ struct FeedService: Service {
     let seed: UInt64
     let disconnectEvery: Duration?
     let logger: Logger
-    var tick: Duration = .milliseconds(5)
+    /// 1 ms: a real feed sends changes as they happen, not in bursts; with 5 ms ticks every
+    /// frame of a burst queued behind the others at each stage (p50 5.3 → 4.5 ms end to end at
+    /// 1,000/s in `make bench`), at the price of more, smaller writes downstream.
+    var tick: Duration = .milliseconds(1)
     var shutdownDrainTimeout: Duration = .seconds(10)
 
     func run() async throws {
