@@ -36,29 +36,14 @@ struct IngestCommand: AsyncParsableCommand {
             "INGEST_RECONNECT_MAX_MS": reconnectMaxMs, "KAFKA_LINGER_MS": lingerMs,
             "LOG_LEVEL": logLevel, "LOG_FORMAT": logFormat,
         ])
-        let ingest: IngestConfiguration
-        let logging: LoggingConfiguration
-        do {
-            logging = try LoggingConfiguration(reader: reader)
-            ingest = try IngestConfiguration(reader: reader)
-        } catch {
-            throw Self.fail("\(error)", code: Self.configurationExitCode)
+        let (logging, ingest) = try ServiceCommand.loadConfiguration(service: "odds-ingest") {
+            (try LoggingConfiguration(reader: reader), try IngestConfiguration(reader: reader))
         }
         LoggingSetup.bootstrap(service: "odds-ingest", configuration: logging)
         let logger = Logger(label: "ingest")
-        do {
+        try await ServiceCommand.run(service: "odds-ingest") {
             let group = try IngestApplication.build(configuration: ingest, logger: logger)
             try await group.run()
-        } catch {
-            throw Self.fail("\(error)", code: .failure)
         }
-    }
-
-    /// sysexits' EX_CONFIG: the configuration is wrong, retrying will not help.
-    static let configurationExitCode = ExitCode(ConfigurationError.exitStatus)
-
-    static func fail(_ message: String, code: ExitCode) -> ExitCode {
-        FileHandle.standardError.write(Data("odds-ingest: \(message)\n".utf8))
-        return code
     }
 }

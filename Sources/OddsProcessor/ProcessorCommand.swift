@@ -33,21 +33,14 @@ struct ProcessorCommand: AsyncParsableCommand {
             "REDIS_ADDR": redis, "POSTGRES_DSN": postgresDsn, "METRICS_PORT": metricsPort.map(String.init),
             "PROCESSOR_APPLY_MIGRATIONS": applyMigrations,
         ])
-        let configuration: ProcessorConfiguration
-        do {
-            configuration = try ProcessorConfiguration(reader: reader)
-        } catch {
-            FileHandle.standardError.write(Data("odds-processor: \(error)\n".utf8))
-            throw ExitCode(ConfigurationError.exitStatus)
+        let configuration = try ServiceCommand.loadConfiguration(service: "odds-processor") {
+            try ProcessorConfiguration(reader: reader)
         }
         LoggingSetup.bootstrap(service: "odds-processor", configuration: configuration.logging)
         let logger = Logger(label: "odds-processor")
-        do {
+        try await ServiceCommand.run(service: "odds-processor") {
             let group = try buildProcessor(configuration: configuration, logger: logger)
             try await group.run()
-        } catch {
-            FileHandle.standardError.write(Data("odds-processor: \(error)\n".utf8))
-            throw ExitCode.failure
         }
     }
 }

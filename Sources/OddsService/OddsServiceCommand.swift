@@ -55,12 +55,8 @@ struct OddsServiceCommand: AsyncParsableCommand {
             "WS_MAX_CONNECTIONS": maxConnections, "WS_QUEUE_LIMIT": queueLimit, "WS_QUEUE_HARD_LIMIT": queueHardLimit,
             "WS_HEARTBEAT_SECONDS": heartbeatSeconds, "WS_PING_SECONDS": pingSeconds, "WS_SEND_TIMEOUT_MS": sendTimeoutMs,
         ])
-        let configuration: ServiceConfiguration
-        do {
-            configuration = try ServiceConfiguration(reader: reader)
-        } catch {
-            FileHandle.standardError.write(Data("odds-service: \(error)\n".utf8))
-            throw ExitCode(ConfigurationError.exitStatus)
+        let configuration = try ServiceCommand.loadConfiguration(service: "odds-service") {
+            try ServiceConfiguration(reader: reader)
         }
         LoggingSetup.bootstrap(service: "odds-service", configuration: configuration.logging)
         let registry = MetricsSetup.bootstrap()

@@ -40,29 +40,14 @@ struct SupplierCommand: AsyncParsableCommand {
             "SUPPLIER_DISCONNECT_EVERY": disconnectEvery, "SUPPLIER_CLIENT_BUFFER": clientBuffer,
             "LOG_LEVEL": logLevel, "LOG_FORMAT": logFormat,
         ])
-        let supplier: SupplierConfiguration
-        let logging: LoggingConfiguration
-        do {
-            logging = try LoggingConfiguration(reader: reader)
-            supplier = try SupplierConfiguration(reader: reader)
-        } catch {
-            throw Self.fail("\(error)", code: Self.configurationExitCode)
+        let (logging, supplier) = try ServiceCommand.loadConfiguration(service: "supplier-simulator") {
+            (try LoggingConfiguration(reader: reader), try SupplierConfiguration(reader: reader))
         }
         LoggingSetup.bootstrap(service: "supplier-simulator", configuration: logging)
         let logger = Logger(label: "supplier")
-        do {
+        try await ServiceCommand.run(service: "supplier-simulator") {
             let group = try SupplierApplication.build(configuration: supplier, logger: logger)
             try await group.run()
-        } catch {
-            throw Self.fail("\(error)", code: .failure)
         }
-    }
-
-    /// sysexits' EX_CONFIG: the configuration is wrong, retrying will not help.
-    static let configurationExitCode = ExitCode(ConfigurationError.exitStatus)
-
-    static func fail(_ message: String, code: ExitCode) -> ExitCode {
-        FileHandle.standardError.write(Data("supplier-simulator: \(message)\n".utf8))
-        return code
     }
 }

@@ -10,9 +10,10 @@ struct PendingFrame: Sendable {
     }
 
     final class Payload: Sendable {
-        let bytes: ByteBuffer
-        /// `bytes` framed for the socket (see `WireFrame`), shared by every subscriber.
+        /// The JSON text framed for the socket (see `WireFrame`), shared by every subscriber;
+        /// `bytes` is a view of its payload part, not a second copy.
         let wire: ByteBuffer
+        let bytes: ByteBuffer
         /// The event a snapshot or odds frame belongs to (to purge on unsubscribe).
         let eventId: String?
         /// The market of an odds frame: the conflation key.
@@ -22,8 +23,9 @@ struct PendingFrame: Sendable {
         let updatedAt: Timestamp?
 
         init(bytes: ByteBuffer, eventId: String?, key: MarketKey?, version: Int64, updatedAt: Timestamp?) {
-            self.bytes = bytes
             wire = WireFrame.text(bytes)
+            self.bytes = wire.getSlice(at: wire.readerIndex + wire.readableBytes - bytes.readableBytes,
+                                       length: bytes.readableBytes) ?? bytes
             self.eventId = eventId
             self.key = key
             self.version = version
