@@ -1,7 +1,6 @@
 import Contracts
 import Foundation
 import Hummingbird
-import HummingbirdWebSocket
 import Logging
 import Migrations
 import NIOCore
@@ -64,7 +63,8 @@ func buildApplication(
     let subscriber = RedisSubscriber(configuration: configuration.redis, channels: [configuration.channel],
                                      options: subscriberOptions, logger: Logger(label: "odds-service.subscriber"))
     let pump = BroadcastPump(subscriber: subscriber, hub: hub, query: query, metrics: metrics, logger: logger)
-    let sweeper = ConnectionSweeper(hub: hub, heartbeat: configuration.ws.heartbeat, sendTimeout: configuration.ws.sendTimeout)
+    let sweeper = ConnectionSweeper(hub: hub, heartbeat: configuration.ws.heartbeat, sendTimeout: configuration.ws.sendTimeout,
+                                    pingInterval: configuration.ws.pingInterval)
 
     let openAPIDocument = try? String(contentsOfFile: configuration.openAPIPath, encoding: .utf8)
     if openAPIDocument == nil {
@@ -78,20 +78,12 @@ func buildApplication(
                        defaultEventsPerPage: configuration.defaultEventsPerPage).addRoutes(to: router)
     LivePage.addRoutes(to: router)
 
-    let wsRouter = Router(context: OddsWebSocketRequestContext.self)
-    let wsController = OddsWebSocketController(hub: hub, query: query, limits: configuration.ws, metrics: metrics, logger: logger)
-    wsController.addRoutes(to: wsRouter)
-    wsController.addHTTPFallback(to: router)
+    let webSocket = OddsWebSocketController(hub: hub, query: query, limits: configuration.ws, metrics: metrics, logger: logger)
+    webSocket.addHTTPFallback(to: router)
 
     let app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: wsRouter,
-            configuration: .init(
-                http1: .init(idleTimeout: .seconds(120)),
-                ws: .init(maxFrameSize: configuration.ws.hardFrameBytes,
-                          autoPing: .enabled(timePeriod: configuration.ws.pingInterval),
-                          closeTimeout: .seconds(5)))),
+        server: .oddsService(webSocket: webSocket, idleTimeout: .seconds(120)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.httpPort),
                              serverName: "odds-service", backlog: 4096),
         onServerRunning: { channel in await onHTTPRunning(channel.localAddress?.port ?? configuration.httpPort) },

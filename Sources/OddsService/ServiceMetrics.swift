@@ -51,18 +51,24 @@ final class ServiceMetrics: Sendable {
 
     /// A batch of frames written to one socket.
     func framesSent(_ frames: [PendingFrame]) {
-        framesSent.wrappingAdd(frames.count, ordering: .relaxed)
         var runKind = frames.first?.kind
         var run = 0
         for frame in frames {
             if frame.kind != runKind {
-                if let runKind, run > 0 { framesSentCounters[runKind]?.increment(by: run) }
+                if let runKind { framesSent(runKind, count: run) }
                 runKind = frame.kind
                 run = 0
             }
             run += 1
         }
-        if let runKind, run > 0 { framesSentCounters[runKind]?.increment(by: run) }
+        if let runKind { framesSent(runKind, count: run) }
+    }
+
+    /// `count` frames of one kind written (to one or many sockets).
+    func framesSent(_ kind: PendingFrame.Kind, count: Int) {
+        guard count > 0 else { return }
+        framesSent.wrappingAdd(count, ordering: .relaxed)
+        framesSentCounters[kind]?.increment(by: count)
     }
 
     /// updated_at → an update handed to the writers of one event loop's subscribers. Recorded

@@ -67,6 +67,26 @@ struct ConnectionRulesTests {
         #expect(state.offer(other, frame: frame(other)) == .notSubscribed)
     }
 
+    @Test func directSendOnlyWhenNothingIsPending() {
+        var state = ConnectionState(maxSubscriptions: 10, queueLimit: 100, queueHardLimit: 200)
+        _ = state.subscribe(eventIds: ["E"], resume: [:])
+        // While the snapshot loads, a delta is held even if the socket could take it.
+        let v1 = Fixtures.update("E", version: 1)
+        #expect(state.offer(v1, frame: frame(v1), canSendNow: true) == .buffered)
+        _ = state.completeSnapshot(eventId: "E", markets: []) { _ in control() }
+        // The snapshot is queued: a newer delta queues behind it instead of overtaking it.
+        let v2 = Fixtures.update("E", version: 2)
+        #expect(state.offer(v2, frame: frame(v2), canSendNow: true) == .queued)
+        _ = state.popBatch(max: 10)
+        // Queue empty: the caller writes it, and the version guard counts it as sent.
+        let v3 = Fixtures.update("E", version: 3)
+        #expect(state.offer(v3, frame: frame(v3), canSendNow: true) == .sendNow)
+        #expect(state.queue.isEmpty)
+        #expect(state.offer(v3, frame: frame(v3), canSendNow: true) == .stale)
+        let v4 = Fixtures.update("E", version: 4)
+        #expect(state.offer(v4, frame: frame(v4), canSendNow: false) == .queued)
+    }
+
     @Test func deltasDuringSnapshotAreFoldedIntoIt() {
         var state = ConnectionState(maxSubscriptions: 10, queueLimit: 100, queueHardLimit: 200)
         _ = state.subscribe(eventIds: ["E"], resume: [:])

@@ -161,6 +161,23 @@ struct WebSocketTests {
         try await first.waitFor { $0.isPong }
     }
 
+    @Test func refusedUpgradesGetAClearAnswer() async throws {
+        let service = try await RunningService.start()
+        defer { Task { await service.stop() } }
+        let upgrade: @Sendable (String) -> String = { path in
+            "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        }
+        let port = service.httpPort
+        let elsewhere = try await onThread { try RawHTTP.request(host: "127.0.0.1", port: port, raw: upgrade("/ws/other")) }
+        #expect(elsewhere.status == 404)
+        #expect(elsewhere.errorCode == "not_found")
+        // A plain request after the upgrade path still reaches the router.
+        let plain = try await service.get("/ws/odds")
+        #expect(plain.status == 400)
+        #expect(plain.errorCode == "upgrade_required")
+    }
+
     @Test func deadPeerIsDetectedAndCleanedUp() async throws {
         let service = try await RunningService.start(environment: ["WS_PING_MS": "300"])
         defer { Task { await service.stop() } }

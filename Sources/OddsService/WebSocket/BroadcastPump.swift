@@ -95,9 +95,10 @@ struct ConnectionSweeper: Service {
     let hub: FanOutHub
     let heartbeat: Duration
     let sendTimeout: Duration
+    let pingInterval: Duration
 
     var interval: Duration {
-        max(.milliseconds(10), min(.seconds(1), heartbeat / 4, sendTimeout / 4))
+        max(.milliseconds(10), min(.seconds(1), heartbeat / 4, sendTimeout / 4, pingInterval / 4))
     }
 
     func run() async throws {
@@ -106,7 +107,7 @@ struct ConnectionSweeper: Service {
                 try await Task.sleep(for: interval)
                 let now = ContinuousClock.now
                 for connection in hub.allConnections() {
-                    connection.sweep(now: now, heartbeat: heartbeat, sendTimeout: sendTimeout)
+                    connection.sweep(now: now, heartbeat: heartbeat, sendTimeout: sendTimeout, pingInterval: pingInterval)
                 }
             }
         }

@@ -11,6 +11,9 @@ import Contracts
 /// arrives, so a delta can never overtake (or duplicate) the snapshot.
 struct ConnectionState {
     enum DeltaResult: Equatable {
+        /// Nothing was pending and the caller may write now: the frame was not queued, the
+        /// caller writes it (the version guard already counts it as sent).
+        case sendNow
         case queued
         /// Held until the event's snapshot is queued.
         case buffered
@@ -91,18 +94,26 @@ struct ConnectionState {
     }
 
     /// A live update from the channel (or a re-sync): queued if this client is subscribed and
-    /// has not had this version or a newer one.
-    mutating func offer(_ update: OddsUpdate, frame: PendingFrame) -> DeltaResult {
+    /// has not had this version or a newer one. With `canSendNow` (the socket takes writes)
+    /// and nothing pending, the answer is `.sendNow` and the frame is not queued: the common
+    /// case costs no queue traffic, and order holds because nothing older is waiting.
+    mutating func offer(_ update: OddsUpdate, frame: PendingFrame, canSendNow: Bool = false) -> DeltaResult {
         let eventId = update.eventId
         guard subscriptions.contains(eventId) else { return .notSubscribed }
-        if pendingSnapshots[eventId] != nil {
+        if !pendingSnapshots.isEmpty, pendingSnapshots[eventId] != nil {
             if let held = pendingSnapshots[eventId]?[update.market], held.update.version >= update.version { return .stale }
             pendingSnapshots[eventId]?[update.market] = (update, frame)
             return .buffered
         }
         let key = frame.key ?? update.marketKey  // built once per update, not per subscriber
-        if let sent = sentVersions[key], update.version <= sent { return .stale }
-        sentVersions[key] = update.version
+        // One hash lookup for the guard and its update (this runs once per frame per subscriber).
+        if let index = sentVersions.index(forKey: key) {
+            if update.version <= sentVersions.values[index] { return .stale }
+            sentVersions.values[index] = update.version
+        } else {
+            sentVersions[key] = update.version
+        }
+        if canSendNow && queue.isEmpty { return .sendNow }
         switch queue.push(frame) {
         case .queued: return .queued
         case .conflated(let dropped): return .conflated(dropped: dropped)

@@ -106,19 +106,34 @@ final class FanOutHub: Sendable {
         guard let buckets = state.withLock({ $0.subscribers[update.eventId] }) else { return 0 }
         let message = ServerMessage.odds(eventId: update.eventId, payload: update)
         let bytes = (try? ContractCoding.encoder.encode(message)).map { ByteBuffer(bytes: $0) } ?? ByteBuffer()
-        let frame = PendingFrame.odds(update, bytes: bytes)
         var offered = 0
         for bucket in buckets {
             let connections = bucket.connections
             offered += connections.count
-            if let flusher = bucket.flusher {
-                let metrics = metrics
-                flusher.eventLoop.execute {
-                    for connection in connections { connection.offer(update, frame: frame) }
-                    metrics.fannedOut(update, nowMs: Timestamp.now().millisecondsSinceEpoch)
-                }
-            } else {
+            // One frame object per event loop: each subscriber holds a reference to it, and a
+            // reference count shared by two cores would bounce its cache line on every frame.
+            let frame = PendingFrame.odds(update, bytes: bytes)
+            guard let flusher = bucket.flusher else {
                 for connection in connections { connection.offer(update, frame: frame) }
+                metrics.fannedOut(update, nowMs: Timestamp.now().millisecondsSinceEpoch)
+                continue
+            }
+            let metrics = metrics
+            flusher.eventLoop.execute {
+                var written: [WSConnection] = []
+                written.reserveCapacity(connections.count)
+                var stale = 0
+                for connection in connections {
+                    switch connection.deliverOnLoop(update, frame: frame) {
+                    case .sendNow: written.append(connection)
+                    case .stale: stale += 1
+                    default: break
+                    }
+                }
+                flusher.flushSoon(written)
+                // Tallied per event loop, not per frame: shared counters are contended atomics.
+                metrics.framesSent(.odds, count: written.count)
+                if stale > 0 { metrics.staleDropped(stale) }
                 metrics.fannedOut(update, nowMs: Timestamp.now().millisecondsSinceEpoch)
             }
         }

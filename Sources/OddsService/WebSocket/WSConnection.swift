@@ -14,13 +14,21 @@ enum ServerCloseReason: Sendable, Equatable {
     /// Over WS_MAX_CONNECTIONS.
     case tooManyConnections
     case shutdown
+    /// The peer did not answer a ping within a ping period.
+    case pingTimeout
+    /// A fragmented message grew past the hard size cap.
+    case messageTooBig(Int)
+    /// Frames that break RFC 6455 (e.g. a continuation without a message).
+    case protocolError(String)
 
     var code: WebSocketErrorCode {
         switch self {
         case .slowConsumer: .unknown(WebSocketCloseCodes.slowConsumer)
         case .policyViolation: .policyViolation
         case .tooManyConnections: .unknown(WebSocketCloseCodes.tryAgainLater)
-        case .shutdown: .goingAway
+        case .shutdown, .pingTimeout: .goingAway
+        case .messageTooBig: .messageTooLarge
+        case .protocolError: .protocolError
         }
     }
 
@@ -30,6 +38,9 @@ enum ServerCloseReason: Sendable, Equatable {
         case .policyViolation(let detail): detail
         case .tooManyConnections: "too many connections"
         case .shutdown: "server shutting down"
+        case .pingTimeout: "ping timeout"
+        case .messageTooBig(let limit): "message larger than \(limit) bytes"
+        case .protocolError(let detail): "protocol error: \(detail)"
         }
     }
 
@@ -39,7 +50,18 @@ enum ServerCloseReason: Sendable, Equatable {
         case .policyViolation: "policy_violation"
         case .tooManyConnections: "too_many_connections"
         case .shutdown: "shutdown"
+        case .pingTimeout: "ping_timeout"
+        case .messageTooBig: "message_too_big"
+        case .protocolError: "protocol_error"
         }
+    }
+
+    /// The close frame telling the client why.
+    var closeFrame: WebSocketFrame {
+        var data = ByteBuffer()
+        data.write(webSocketErrorCode: code)
+        data.writeString(String(reason.utf8.prefix(120)) ?? "")  // a close frame's payload is at most 125 bytes
+        return WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
     }
 }
 
@@ -59,9 +81,30 @@ enum WebSocketCloseCodes {
 final class EventLoopFlusher: Sendable {
     let eventLoop: any EventLoop
     private let pending = Mutex<(connections: [WSConnection], executeScheduled: Bool)>(([], false))
+    /// Connections with frames written but not yet flushed (event loop only).
+    private let unflushed: NIOLoopBoundBox<(connections: [WSConnection], flushScheduled: Bool)>
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
+        unflushed = NIOLoopBoundBox(([], false), eventLoop: eventLoop)
+    }
+
+    /// On the event loop: `connections` got frames written without a flush. One task flushes
+    /// them all after the tasks already queued have run, so when updates arrive faster than
+    /// the loop turns, a socket gets several frames per system call instead of one each (on a
+    /// loaded machine that halves the syscalls on both ends); when idle it costs one task hop.
+    func flushSoon(_ connections: [WSConnection]) {
+        guard !connections.isEmpty else { return }
+        unflushed.value.connections.append(contentsOf: connections)
+        guard !unflushed.value.flushScheduled else { return }
+        unflushed.value.flushScheduled = true
+        eventLoop.execute { self.flushWritten() }
+    }
+
+    private func flushWritten() {
+        let connections = unflushed.value.connections
+        unflushed.value = ([], false)
+        for connection in connections { connection.flushWritten() }
     }
 
     func schedule(_ connection: WSConnection) {
@@ -102,12 +145,17 @@ final class WSConnection: Sendable {
         var state: ConnectionState
         var closed: ServerCloseReason?
         var isClosed = false
-        /// Writer task wait (only without a channel, i.e. in unit-level use).
-        var waiter: CheckedContinuation<Void, Never>?
+        /// Our close frame is written (the handshake then waits for the client's).
+        var closeFrameSent = false
+        /// A ping was sent and nothing has been heard from the peer since.
+        var pingOutstanding = false
+        var lastPingAt: ContinuousClock.Instant
         /// Already in the flusher's list (or waiting for writability).
         var scheduled = false
-        /// When the socket last took frames (heartbeat idleness).
+        /// When the socket last took frames (heartbeat idleness), as of the last sweep.
         var lastSentAt: ContinuousClock.Instant
+        /// Frames were written since the last sweep (a flag, not a clock read per frame).
+        var sentSinceSweep = false
         /// Since when frames wait for an unwritable socket; nil while it drains.
         var blockedSince: ContinuousClock.Instant?
     }
@@ -127,61 +175,79 @@ final class WSConnection: Sendable {
         inner = Mutex(Inner(
             state: ConnectionState(maxSubscriptions: limits.maxSubscriptions, queueLimit: limits.queueLimit,
                                    queueHardLimit: limits.queueHardLimit),
-            lastSentAt: .now))
+            lastPingAt: .now, lastSentAt: .now))
     }
 
     var isClosed: Bool { inner.withLock { $0.isClosed } }
     var closeReason: ServerCloseReason? { inner.withLock { $0.closed } }
     var subscriptions: Set<String> { inner.withLock { $0.state.subscriptions } }
     var pendingCount: Int { inner.withLock { $0.state.queue.count } }
-    /// True when frames are written by the event-loop flusher (no writer task needed).
-    var isChannelDriven: Bool { channel != nil && flusher != nil }
-
     private enum Wake {
         case none
-        case resume(CheckedContinuation<Void, Never>)
         case schedule
     }
 
-    /// Called with the lock held after frames were queued.
+    /// Called with the lock held after frames were queued. (Without a channel nothing drains
+    /// the queue: only `hub.open(channel: nil)` in tests makes such a connection.)
     private func wakeUp(_ inner: inout Inner) -> Wake {
-        if flusher != nil {
-            if inner.scheduled { return .none }
-            inner.scheduled = true
-            return .schedule
-        }
-        guard let waiter = inner.waiter else { return .none }
-        inner.waiter = nil
-        return .resume(waiter)
+        guard flusher != nil, !inner.scheduled else { return .none }
+        inner.scheduled = true
+        return .schedule
     }
 
     private func perform(_ wake: Wake) {
-        switch wake {
-        case .none: break
-        case .resume(let waiter): waiter.resume()
-        case .schedule: flusher?.schedule(self)
-        }
+        if case .schedule = wake { flusher?.schedule(self) }
     }
 
     // MARK: producers (fan-out, reader, sweeper)
 
     /// A live update. Never waits for the socket.
     func offer(_ update: OddsUpdate, frame: PendingFrame) {
+        if accept(update, frame: frame, canSendNow: false) == .stale { metrics.staleDropped() }
+    }
+
+    /// A live update, called on this connection's event loop by the fan-out. When nothing is
+    /// pending and the socket takes writes, the frame is written to the channel at once (no
+    /// queue); the caller then hands the connection to `EventLoopFlusher.flushSoon`. Otherwise
+    /// as `offer`. Returns the outcome for the caller's tallies (`.sendNow`: written, `.stale`:
+    /// dropped by the version guard; neither is counted here).
+    func deliverOnLoop(_ update: OddsUpdate, frame: PendingFrame) -> ConnectionState.DeltaResult {
+        guard let channel, let wireContext else {
+            return accept(update, frame: frame, canSendNow: false)
+        }
+        let result = accept(update, frame: frame, canSendNow: channel.isWritable)
+        if result == .sendNow {
+            if wireContext.value == nil { wireContext.value = WireWriter.install(on: channel) }
+            wireContext.value?.write(NIOAny(frame.wire), promise: nil)
+        }
+        return result
+    }
+
+    /// Flushes what `deliverOnLoop` wrote (event loop only).
+    func flushWritten() {
+        wireContext?.value?.flush()
+    }
+
+    private func accept(_ update: OddsUpdate, frame: PendingFrame, canSendNow: Bool) -> ConnectionState.DeltaResult {
         let (result, wake) = inner.withLock { inner -> (ConnectionState.DeltaResult, Wake) in
             guard !inner.isClosed else { return (.notSubscribed, .none) }
-            let result = inner.state.offer(update, frame: frame)
+            // `scheduled`: the flusher has work for this connection; a direct write would jump it.
+            let result = inner.state.offer(update, frame: frame, canSendNow: canSendNow && !inner.scheduled)
             switch result {
+            case .sendNow:
+                inner.sentSinceSweep = true
+                return (result, .none)
             case .queued, .conflated: return (result, wakeUp(&inner))
             default: return (result, .none)
             }
         }
         perform(wake)
         switch result {
-        case .stale: metrics.staleDropped()
         case .conflated(let dropped): metrics.conflated(dropped)
         case .overflow: close(.slowConsumer("more than \(inner.withLock { $0.state.queue.hardLimit }) frames pending"))
-        case .queued, .buffered, .notSubscribed: break
+        case .sendNow, .stale, .queued, .buffered, .notSubscribed: break
         }
+        return result
     }
 
     /// Queues a control frame (pong, error, heartbeat).
@@ -256,7 +322,7 @@ final class WSConnection: Sendable {
                 inner.scheduled = false
                 return .nothing
             }
-            inner.lastSentAt = .now
+            inner.sentSinceSweep = true
             let more = !inner.state.queue.isEmpty
             if !more { inner.scheduled = false }
             return .write(batch, more: more)
@@ -280,94 +346,105 @@ final class WSConnection: Sendable {
         }
     }
 
-    // MARK: task writer (no channel)
-
-    /// The next frames to write; waits while there are none. Nil once the connection is closed.
-    func nextBatch(max: Int = 64) async -> [PendingFrame]? {
-        while true {
-            enum Step { case batch([PendingFrame]), closed, wait }
-            let step = inner.withLock { inner -> Step in
-                if inner.isClosed { return .closed }
-                let batch = inner.state.popBatch(max: max)
-                if batch.isEmpty { return .wait }
-                inner.blockedSince = .now
-                return .batch(batch)
-            }
-            switch step {
-            case .batch(let batch): return batch
-            case .closed: return nil
-            case .wait:
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    let resumeNow = inner.withLock { inner -> Bool in
-                        if inner.isClosed || !inner.state.queue.isEmpty { return true }
-                        inner.waiter = continuation
-                        return false
-                    }
-                    if resumeNow { continuation.resume() }
-                }
-            }
-        }
-    }
-
-    func batchWritten() {
-        inner.withLock { inner in
-            inner.blockedSince = nil
-            inner.lastSentAt = .now
-        }
-    }
-
     // MARK: sweeper
 
-    /// Heartbeat when idle; slow-consumer close when the socket has been blocked too long.
-    func sweep(now: ContinuousClock.Instant, heartbeat: Duration, sendTimeout: Duration) {
-        enum Action { case none, heartbeat, slow }
-        let action = inner.withLock { inner -> Action in
-            guard !inner.isClosed else { return .none }
-            if let blocked = inner.blockedSince {
-                return now - blocked > sendTimeout ? .slow : .none
+    /// Something arrived from the peer (any frame answers a ping).
+    func heard() {
+        inner.withLock { $0.pingOutstanding = false }
+    }
+
+    /// Heartbeat when idle; a WebSocket ping every `pingInterval`, and a close when the previous
+    /// one got no answer (dead peer); slow-consumer close when the socket has been blocked too long.
+    func sweep(now: ContinuousClock.Instant, heartbeat: Duration, sendTimeout: Duration, pingInterval: Duration) {
+        enum Action { case none, heartbeat, ping, slow, dead }
+        let actions = inner.withLock { inner -> (Action, Action) in
+            guard !inner.isClosed else { return (.none, .none) }
+            if inner.sentSinceSweep {
+                inner.sentSinceSweep = false
+                inner.lastSentAt = now
             }
-            if inner.state.queue.isEmpty && now - inner.lastSentAt >= heartbeat { return .heartbeat }
-            return .none
+            var ping = Action.none
+            if now - inner.lastPingAt >= pingInterval {
+                if inner.pingOutstanding { return (.dead, .none) }
+                inner.pingOutstanding = true
+                inner.lastPingAt = now
+                ping = .ping
+            }
+            if let blocked = inner.blockedSince {
+                return (now - blocked > sendTimeout ? .slow : .none, ping)
+            }
+            if inner.state.queue.isEmpty && now - inner.lastSentAt >= heartbeat { return (.heartbeat, ping) }
+            return (.none, ping)
         }
-        switch action {
-        case .none: break
-        case .heartbeat: send(.control(.heartbeat, .heartbeat))
-        case .slow: close(.slowConsumer("the socket did not drain for more than \(sendTimeout)"))
+        for action in [actions.0, actions.1] {
+            switch action {
+            case .none: break
+            case .heartbeat: send(.control(.heartbeat, .heartbeat))
+            case .ping: writeControl(opcode: .ping, data: ByteBuffer())
+            case .slow: close(.slowConsumer("the socket did not drain for more than \(sendTimeout)"))
+            case .dead: close(.pingTimeout)
+            }
         }
+    }
+
+    /// A control frame (ping, pong) written through the pipeline's frame encoder, from any thread.
+    func writeControl(opcode: WebSocketOpcode, data: ByteBuffer) {
+        guard let channel, !isClosed else { return }
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: opcode, data: data), promise: nil)
     }
 
     // MARK: close
 
-    /// Marks the connection closed (nothing more is written, the hub stops offering) and, for a
-    /// slow consumer, tells the client with a close frame written straight to the channel, then
-    /// closes the socket. Returns false if it was already closed.
+    /// Marks the connection closed (nothing more is written, the hub stops offering) and, with a
+    /// reason, starts the close handshake: a close frame with the reason's code, then the socket
+    /// is closed when the client answers or after 2 s. Returns false if it was already closed.
     @discardableResult
     func close(_ reason: ServerCloseReason?) -> Bool {
-        let (first, waiter, subscriptionCount) = inner.withLock { inner -> (Bool, CheckedContinuation<Void, Never>?, Int) in
-            guard !inner.isClosed else { return (false, nil, 0) }
+        let (first, subscriptionCount, sendFrame) = inner.withLock { inner -> (Bool, Int, Bool) in
+            guard !inner.isClosed else { return (false, 0, false) }
             inner.isClosed = true
             inner.closed = reason
-            let waiter = inner.waiter
-            inner.waiter = nil
-            return (true, waiter, inner.state.subscriptionCount)
+            let sendFrame = reason != nil && !inner.closeFrameSent
+            if sendFrame { inner.closeFrameSent = true }
+            return (true, inner.state.subscriptionCount, sendFrame)
         }
         guard first else { return false }
-        waiter?.resume()
         metrics.subscriptionsChanged(by: -subscriptionCount)
         guard let reason else { return true }
         metrics.serverClose(reason.metricName)
-        if case .slowConsumer = reason {
-            metrics.slowClose()
-            if let channel {
-                var data = ByteBuffer()
-                data.write(webSocketErrorCode: reason.code)
-                data.writeString(reason.reason)
-                let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
-                channel.writeAndFlush(frame, promise: nil)
-                // Give a client that is merely slow a moment to read up to the close frame.
-                channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
-            }
-        }
+        if case .slowConsumer = reason { metrics.slowClose() }
+        if sendFrame, let channel { Self.closeChannel(channel, reason: reason) }
         return true
+    }
+
+    /// Writes the reason's close frame and closes the socket after the client's answer (see
+    /// `clientClosed`) or 2 s: a client that is merely slow can still read up to the frame.
+    static func closeChannel(_ channel: any Channel, reason: ServerCloseReason) {
+        channel.writeAndFlush(reason.closeFrame, promise: nil)
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+    }
+
+    /// The client's close frame: the handshake ends (our frame was sent: close now) or is
+    /// answered with the client's status code, then the socket is closed.
+    func clientClosed(_ payload: ByteBuffer) {
+        let (alreadySent, subscriptionCount) = inner.withLock { inner -> (Bool, Int) in
+            let alreadySent = inner.closeFrameSent
+            inner.closeFrameSent = true
+            let count = inner.isClosed ? 0 : inner.state.subscriptionCount
+            inner.isClosed = true
+            return (alreadySent, count)
+        }
+        metrics.subscriptionsChanged(by: -subscriptionCount)
+        guard let channel else { return }
+        if alreadySent {
+            channel.close(promise: nil)
+            return
+        }
+        var echo = ByteBuffer()
+        var payload = payload
+        if let code = payload.readInteger(as: UInt16.self) { echo.writeInteger(code) }
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: echo)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
     }
 }
