@@ -126,6 +126,7 @@ let package = Package(
             dependencies: [
                 "Contracts",
                 "Redis",
+                "SocketSupport",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -156,6 +157,7 @@ let package = Package(
             name: "RedisBench",
             dependencies: [
                 "Redis",
+                "SocketSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -245,6 +247,9 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // Blocking IPv4 sockets for tools and tests (load clients, port probes, raw HTTP).
+        .target(name: "SocketSupport", swiftSettings: strictSwift),
+
         // Shared helpers for integration tests: locating infrastructure, starting real servers.
         .target(
             name: "IntegrationSupport",
@@ -252,6 +257,7 @@ let package = Package(
                 "Contracts",
                 "Kafka",
                 "Migrations",
+                "SocketSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
@@ -278,7 +284,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SupplierSimulatorTests",
-            dependencies: ["SupplierSimulator", "Contracts", "IntegrationSupport",
+            dependencies: ["SupplierSimulator", "Contracts", "IntegrationSupport", "SocketSupport",
                            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket")],
             swiftSettings: strictSwift
         ),
@@ -301,7 +307,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OddsServiceTests",
-            dependencies: ["OddsService", "ReadModels", "Contracts", "Redis", "Migrations", "IntegrationSupport",
+            dependencies: ["OddsService", "ReadModels", "Contracts", "Redis", "Migrations", "IntegrationSupport", "SocketSupport",
                            .product(name: "PostgresNIO", package: "postgres-nio"),
                            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                            .product(name: "HummingbirdTesting", package: "hummingbird")],

@@ -33,8 +33,9 @@ struct WSBenchCommand: AsyncParsableCommand {
     @Option(help: "odds-service pid, to report its RSS.") var servicePid: Int32?
     @Option(help: "Event id prefix.") var eventPrefix = "BENCH"
     @Option(help: "Seconds to wait for stragglers after publishing stops.") var drainSeconds = 10
-    @Option(help: "Client implementation: raw (NIO handler, cheap; default) or hummingbird (WSClient, one task per connection).")
+    @Option(help: "Client implementation: raw (NIO handler, cheap; default), poll (plain sockets polled every --poll-interval-us, see PollingClients.swift) or hummingbird (WSClient, one task per connection).")
     var client = "raw"
+    @Option(help: "--client poll: microseconds between polls when nothing is pending.") var pollIntervalUs = 1000
     @Option(help: "both | clients | publisher | follow. follow: subscribers of a live pipeline measuring updated_at → receipt (see FollowRole.swift). Run clients and publisher as two processes so the publisher is not starved by the clients on a small machine: start `--role clients`, wait for 'subscribed', then start `--role publisher` with the same --events/--markets/--rate/--duration.")
     var role = "both"
     @Option(help: "Follow role: event ids to subscribe to, comma-separated (connection i follows ids i*k ..< i*k+k).")
@@ -73,7 +74,11 @@ struct WSBenchCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         try await publisher.seed()
         say("ws-bench: seeded \(events) events x \(markets) markets; opening \(connections) connections to \(url)")
-        let clients = Task {
+        let pollers: PollingClients? = client == "poll"
+            ? try PollingClients(url: url, stats: stats, pollInterval: .microseconds(pollIntervalUs)) : nil
+        pollers?.start(eventIds: (0..<connections).map { [eventIds[$0 % eventIds.count]] }, threads: threads)
+        let clients = Task { [client] in
+            guard client != "poll" else { return }
             await withTaskGroup(of: Void.self) { tasks in
                 for index in 0..<connections {
                     if index >= connectConcurrency {
@@ -145,6 +150,7 @@ struct WSBenchCommand: AsyncParsableCommand {
               odds-service RSS   \(rssMonitor.report())
             """)
         stats.stopping.store(true, ordering: .relaxed)
+        pollers?.stop()
         clients.cancel()
         await redis.shutdown()
         try? await group.shutdownGracefully()
@@ -179,43 +185,42 @@ struct WSBenchCommand: AsyncParsableCommand {
     static let sourceMarker = Array(#""source":"bench:"#.utf8)
 
     static func contains(_ buffer: ByteBuffer, _ marker: [UInt8]) -> Bool {
-        find(marker, in: buffer) != nil
-    }
-
-    /// Offset just past the first occurrence of `marker` (a plain byte loop: the generic
-    /// `firstRange(of:)` is unspecialized and dominated the client's CPU profile).
-    static func find(_ marker: [UInt8], in buffer: ByteBuffer) -> Int? {
-        buffer.withUnsafeReadableBytes { bytes -> Int? in
-            marker.withUnsafeBufferPointer { needle -> Int? in
-                let count = bytes.count, length = needle.count
-                guard length > 0, count >= length else { return nil }
-                let first = needle[0]
-                var index = 0
-                while index <= count - length {
-                    if bytes[index] == first {
-                        var matched = 1
-                        while matched < length && bytes[index + matched] == needle[matched] { matched += 1 }
-                        if matched == length { return index + length }
-                    }
-                    index += 1
-                }
-                return nil
-            }
-        }
+        buffer.withUnsafeReadableBytes { find(marker, in: $0) } != nil
     }
 
     /// The publish time written in `source` ("bench:<µs>").
     static func benchMicros(_ buffer: ByteBuffer) -> Int64? {
-        guard let offset = find(sourceMarker, in: buffer) else { return nil }
-        return buffer.withUnsafeReadableBytes { bytes -> Int64 in
-            var value: Int64 = 0
-            var index = offset
-            while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
-                value = value * 10 + Int64(bytes[index] - 48)
+        buffer.withUnsafeReadableBytes { benchMicros($0) }
+    }
+
+    /// Offset just past the first occurrence of `marker` (a plain byte loop: the generic
+    /// `firstRange(of:)` is unspecialized and dominated the client's CPU profile).
+    static func find(_ marker: [UInt8], in bytes: UnsafeRawBufferPointer) -> Int? {
+        marker.withUnsafeBufferPointer { needle -> Int? in
+            let count = bytes.count, length = needle.count
+            guard length > 0, count >= length else { return nil }
+            let first = needle[0]
+            var index = 0
+            while index <= count - length {
+                if bytes[index] == first {
+                    var matched = 1
+                    while matched < length && bytes[index + matched] == needle[matched] { matched += 1 }
+                    if matched == length { return index + length }
+                }
                 index += 1
             }
-            return value
+            return nil
         }
+    }
+
+    static func benchMicros(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        guard var index = find(sourceMarker, in: bytes) else { return nil }
+        var value: Int64 = 0
+        while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
+            value = value * 10 + Int64(bytes[index] - 48)
+            index += 1
+        }
+        return value
     }
 
     static func nowMicros() -> Int64 {
@@ -255,6 +260,11 @@ final class BenchStats: Sendable {
 
     func record(shard: Int, latencyMicros: Int64) {
         delivered.add(1, ordering: .relaxed)
+        recordLatency(shard: shard, latencyMicros: latencyMicros)
+    }
+
+    /// A latency sample without counting the delivery (the caller adds to `delivered` in bulk).
+    func recordLatency(shard: Int, latencyMicros: Int64) {
         latency[shard].histogram.withLock { _ = $0.record(UInt64(min(latencyMicros, 60_000_000))) }
     }
 

@@ -5,6 +5,7 @@ import FoundationNetworking
 import HummingbirdWSClient
 import IntegrationSupport
 import Logging
+import SocketSupport
 import Synchronization
 import Testing
 
@@ -85,21 +86,10 @@ final class StalledWebSocketClient: Sendable {
     let descriptor: Int32
 
     init(port: Int) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EMFILE) }
-        var size: Int32 = 4096
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            Glibc.close(fd)
-            throw POSIXError(.ECONNREFUSED)
-        }
+        // A small receive buffer so the peer's writes block soon.
+        guard let fd = BlockingSocket.connect(port: port, configure: {
+            BlockingSocket.setOption($0, level: SOL_SOCKET, name: SO_RCVBUF, value: 4096)
+        }) else { throw POSIXError(.ECONNREFUSED) }
         let request = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }

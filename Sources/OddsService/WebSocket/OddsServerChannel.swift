@@ -118,6 +118,7 @@ extension HTTPServerBuilder {
 
 /// Keep-alive housekeeping of a plain HTTP connection: closes it after `idleTimeout` without a
 /// request, and when the server shuts down (at once if idle, else after the current response).
+/// One timer per idle period, not one per request: it re-arms itself for the time that is left.
 final class HTTPKeepAliveHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -127,6 +128,7 @@ final class HTTPKeepAliveHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let idleTimeout: TimeAmount
     private var requestsInProgress = 0
     private var closeWhenIdle = false
+    private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
 
     init(idleTimeout: TimeAmount) {
@@ -134,11 +136,11 @@ final class HTTPKeepAliveHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { armIdleTimer(context) }
+        if context.channel.isActive { armIdleTimer(context, in: idleTimeout) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        armIdleTimer(context)
+        if idleTimer == nil { armIdleTimer(context, in: idleTimeout) }
         context.fireChannelActive()
     }
 
@@ -149,11 +151,7 @@ final class HTTPKeepAliveHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) {
-            requestsInProgress += 1
-            idleTimer?.cancel()
-            idleTimer = nil
-        }
+        if case .head = unwrapInboundIn(data) { requestsInProgress += 1 }
         context.fireChannelRead(data)
     }
 
@@ -163,22 +161,18 @@ final class HTTPKeepAliveHandler: ChannelDuplexHandler, RemovableChannelHandler 
             return
         }
         requestsInProgress = max(0, requestsInProgress - 1)
-        guard requestsInProgress == 0 else {
+        lastActivity = .now()
+        guard requestsInProgress == 0, closeWhenIdle else {
             context.write(data, promise: promise)
             return
         }
-        if closeWhenIdle {
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            let written = context.eventLoop.makePromise(of: Void.self)
-            written.futureResult.whenComplete { result in
-                promise?.completeWith(result)
-                loopBound.value.close(promise: nil)
-            }
-            context.write(data, promise: written)
-        } else {
-            context.write(data, promise: promise)
-            armIdleTimer(context)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { result in
+            promise?.completeWith(result)
+            loopBound.value.close(promise: nil)
         }
+        context.write(data, promise: written)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -189,11 +183,16 @@ final class HTTPKeepAliveHandler: ChannelDuplexHandler, RemovableChannelHandler 
         context.fireUserInboundEventTriggered(event)
     }
 
-    private func armIdleTimer(_ context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(in: idleTimeout) {
-            loopBound.value.close(promise: nil)
+    private func armIdleTimer(_ context: ChannelHandlerContext, in delay: TimeAmount) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(in: delay) {
+            let (handler, context) = loopBound.value
+            let idleFor = NIODeadline.now() - handler.lastActivity
+            if handler.requestsInProgress == 0 && idleFor >= handler.idleTimeout {
+                context.close(promise: nil)
+            } else {
+                handler.armIdleTimer(context, in: max(.milliseconds(10), handler.idleTimeout - idleFor))
+            }
         }
     }
 }
