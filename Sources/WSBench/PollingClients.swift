@@ -70,7 +70,8 @@ final class PollingClients: Sendable {
         let epoll = epoll_create1(0)
         guard epoll >= 0 else { return }
         defer { close(epoll) }
-        var connections: [Int32: Connection] = [:]
+        // Indexed by descriptor: no hashing per read.
+        var connections: [Connection?] = []
         for ids in eventIds {
             if stopping.load(ordering: .relaxed) { break }
             guard let (fd, leftover) = handshake() else {
@@ -84,7 +85,8 @@ final class PollingClients: Sendable {
             event.events = EPOLLIN.rawValue
             event.data.fd = fd
             _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
-            connections[fd] = Connection(pending: leftover)
+            if connections.count <= Int(fd) { connections += [Connection?](repeating: nil, count: Int(fd) + 1 - connections.count) }
+            connections[Int(fd)] = Connection(pending: leftover)
         }
         var events = [epoll_event](repeating: epoll_event(), count: 1024)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
@@ -104,28 +106,40 @@ final class PollingClients: Sendable {
                     if !stopping.load(ordering: .relaxed) { stats.closed.add(1, ordering: .relaxed) }
                     _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
                     close(fd)
-                    connections[fd] = nil
+                    connections[Int(fd)] = nil
                     continue
                 }
                 guard count > 0 else { continue }
-                var connection = connections[fd] ?? Connection()
-                connection.pending.append(contentsOf: buffer[0..<count])
-                delivered += parse(&connection, fd: fd, shard: shard)
-                connections[fd] = connection
+                guard var connection = connections[Int(fd)] else { continue }
+                connections[Int(fd)] = nil  // unique while parsing: appends do not copy
+                if connection.pending.isEmpty {
+                    // The common case: parse straight from the read buffer, keep only a partial frame.
+                    let consumed = buffer.withUnsafeBytes { bytes in
+                        parse(UnsafeRawBufferPointer(rebasing: bytes[0..<count]), &connection, fd: fd, shard: shard, measured: &delivered)
+                    }
+                    if consumed < count { connection.pending.append(contentsOf: buffer[consumed..<count]) }
+                } else {
+                    connection.pending.append(contentsOf: buffer[0..<count])
+                    let pending = connection.pending
+                    let consumed = pending.withUnsafeBytes { parse($0, &connection, fd: fd, shard: shard, measured: &delivered) }
+                    connection.pending.removeFirst(consumed)
+                }
+                connections[Int(fd)] = connection
             }
             if delivered > 0 { stats.delivered.add(delivered, ordering: .relaxed) }
             // A short pass (few sockets ready) means the backlog is gone: wait for the next tick.
             if ready < events.count / 4 { usleep(sleepMicros) }
         }
-        for fd in connections.keys { close(fd) }
+        for fd in connections.indices where connections[fd] != nil { close(Int32(fd)) }
     }
 
-    /// Parses complete frames from `connection.pending`; returns the odds frames measured.
-    private func parse(_ connection: inout Connection, fd: Int32, shard: Int) -> Int {
-        var measured = 0
+    /// Parses the complete frames at the start of `bytes`, counting measured odds frames into
+    /// `measured`; returns how many bytes they took (the rest is a partial frame).
+    private func parse(_ bytes: UnsafeRawBufferPointer, _ connection: inout Connection, fd: Int32, shard: Int,
+                       measured: inout Int) -> Int {
         var offset = 0
         let now = WSBenchCommand.nowMicros()
-        connection.pending.withUnsafeBytes { bytes in
+        do {
             while bytes.count - offset >= 2 {
                 let first = bytes[offset], second = bytes[offset + 1]
                 var length = Int(second & 0x7F)
@@ -158,8 +172,7 @@ final class PollingClients: Sendable {
                 }
             }
         }
-        connection.pending.removeFirst(offset)
-        return measured
+        return offset
     }
 
     /// Blocking connect + upgrade; returns the socket and any bytes read past the 101 response.

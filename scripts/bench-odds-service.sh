@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# odds-service speed: WebSocket fan-out (CONNECTIONS clients on EVENTS events, RATE updates/s
+# published to the Redis broadcast channel) and REST current odds (wrk, keep-alive). Release
+# build; starts its own Redis and PostgreSQL (scripts/infra.sh with a private folder and ports)
+# and odds-service on free ports; stops exactly what it started.
+#
+#   scripts/bench-odds-service.sh                          # 10,000 clients, 2,000 updates/s, 20 s
+#   CONNECTIONS=5000 CLIENT=raw scripts/bench-odds-service.sh
+#
+# CLIENT=poll (default): ws-bench's epoll clients, polled every millisecond; CLIENT=raw: NIO
+# event-loop clients woken per frame (see PollingClients.swift for why poll is the default).
+# Clients, publisher and server share this machine's cores, so the figures are floors.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+CONNECTIONS="${CONNECTIONS:-10000}"
+EVENTS="${EVENTS:-100}"
+RATE="${RATE:-2000}"
+DURATION="${DURATION:-20}"
+CLIENT="${CLIENT:-poll}"
+REST_SECONDS="${REST_SECONDS:-10}"
+BIN="$ROOT/.build/release"
+WORK="$(mktemp -d)"
+export INFRA_DIR="$WORK/infra" REDIS_PORT="${BENCH_REDIS_PORT:-6396}" POSTGRES_PORT="${BENCH_POSTGRES_PORT:-5446}"
+export KAFKA_DEV_BROKER="$BIN/kafka-dev-broker" KAFKA_TOPICS="odds_updates:1"
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    sleep 1
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    scripts/infra.sh down >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# CPU of a process between two tick readings over SECONDS, in % of one core.
+cpu_percent() { echo $(( ($2 - $1) * 100 / $(getconf CLK_TCK) / $3 )); }
+
+echo "bench-odds-service: release build"
+for product in odds-service ws-bench migrate kafka-dev-broker; do
+    swift build -c release --product "$product" >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; exit 1; }
+done
+scripts/infra.sh up >/dev/null
+# shellcheck disable=SC1091
+source "$INFRA_DIR/env"
+"$BIN/migrate" >/dev/null 2>&1 || { echo "bench-odds-service: migrate failed" >&2; exit 1; }
+
+HTTP_PORT=$(free_port)
+METRICS_PORT=$(free_port)
+HTTP_PORT=$HTTP_PORT METRICS_PORT=$METRICS_PORT LOG_LEVEL=warning WS_MAX_CONNECTIONS=$((CONNECTIONS + 1000)) \
+    "$BIN/odds-service" >"$WORK/odds-service.log" 2>&1 &
+SERVICE=$!
+PIDS+=("$SERVICE")
+for _ in $(seq 1 100); do curl -sf "localhost:$METRICS_PORT/readyz" >/dev/null && break; sleep 0.1; done
+curl -sf "localhost:$METRICS_PORT/readyz" >/dev/null || { cat "$WORK/odds-service.log" >&2; exit 1; }
+
+echo "bench-odds-service: $CONNECTIONS WebSocket clients ($CLIENT) on $EVENTS events, $RATE updates/s for $DURATION s"
+"$BIN/ws-bench" --role clients --client "$CLIENT" --url "ws://127.0.0.1:$HTTP_PORT/ws/odds" --connections "$CONNECTIONS" \
+    --events "$EVENTS" --rate "$RATE" --duration "$DURATION" --service-pid "$SERVICE" >"$WORK/clients.log" 2>&1 &
+CLIENTS=$!
+PIDS+=("$CLIENTS")
+for _ in $(seq 1 120); do grep -q 'subscribed' "$WORK/clients.log" && break; sleep 1; done
+grep 'subscribed' "$WORK/clients.log" || { cat "$WORK/clients.log" >&2; exit 1; }
+service_before=$(cpu_ticks "$SERVICE")
+clients_before=$(cpu_ticks "$CLIENTS")
+# The publisher is its own process so that the clients cannot starve it.
+"$BIN/ws-bench" --role publisher --events "$EVENTS" --rate "$RATE" --duration "$DURATION" >"$WORK/publisher.log" 2>&1
+echo "CPU while publishing: odds-service $(cpu_percent "$service_before" "$(cpu_ticks "$SERVICE")" "$DURATION") % of one core," \
+     "clients $(cpu_percent "$clients_before" "$(cpu_ticks "$CLIENTS")" "$DURATION") %"
+wait "$CLIENTS" || true
+sed -n '/ws-bench results/,$p' "$WORK/clients.log"
+
+if command -v wrk >/dev/null; then
+    echo "REST GET /v1/events/BENCH_1/odds, keep-alive, $REST_SECONDS s per run:"
+    wrk -t1 -c64 -d3s "http://127.0.0.1:$HTTP_PORT/v1/events/BENCH_1/odds" >/dev/null  # warm-up
+    for connections in 32 64; do
+        wrk -t1 -c"$connections" -d"${REST_SECONDS}s" --latency "http://127.0.0.1:$HTTP_PORT/v1/events/BENCH_1/odds" \
+            | awk -v c="$connections" '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /Requests\/sec/{rps=$2} /Non-2xx/{bad=$NF}
+                  END {printf "  %d connections: %s req/s, p50 %s, p99 %s%s\n", c, rps, p50, p99, (bad ? ", non-2xx " bad : "")}'
+    done
+else
+    echo "REST: wrk not installed (apt-get install wrk); skipped"
+fi
