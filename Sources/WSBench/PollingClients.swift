@@ -115,13 +115,15 @@ final class PollingClients: Sendable {
                 if connection.pending.isEmpty {
                     // The common case: parse straight from the read buffer, keep only a partial frame.
                     let consumed = buffer.withUnsafeBytes { bytes in
-                        parse(UnsafeRawBufferPointer(rebasing: bytes[0..<count]), &connection, fd: fd, shard: shard, measured: &delivered)
+                        parse(UnsafeRawBufferPointer(rebasing: bytes[0..<count]), sawSnapshot: &connection.sawSnapshot,
+                              fd: fd, shard: shard, measured: &delivered)
                     }
                     if consumed < count { connection.pending.append(contentsOf: buffer[consumed..<count]) }
                 } else {
                     connection.pending.append(contentsOf: buffer[0..<count])
-                    let pending = connection.pending
-                    let consumed = pending.withUnsafeBytes { parse($0, &connection, fd: fd, shard: shard, measured: &delivered) }
+                    let consumed = connection.pending.withUnsafeBytes {
+                        parse($0, sawSnapshot: &connection.sawSnapshot, fd: fd, shard: shard, measured: &delivered)
+                    }
                     connection.pending.removeFirst(consumed)
                 }
                 connections[Int(fd)] = connection
@@ -135,41 +137,39 @@ final class PollingClients: Sendable {
 
     /// Parses the complete frames at the start of `bytes`, counting measured odds frames into
     /// `measured`; returns how many bytes they took (the rest is a partial frame).
-    private func parse(_ bytes: UnsafeRawBufferPointer, _ connection: inout Connection, fd: Int32, shard: Int,
+    private func parse(_ bytes: UnsafeRawBufferPointer, sawSnapshot: inout Bool, fd: Int32, shard: Int,
                        measured: inout Int) -> Int {
         var offset = 0
         let now = WSBenchCommand.nowMicros()
-        do {
-            while bytes.count - offset >= 2 {
-                let first = bytes[offset], second = bytes[offset + 1]
-                var length = Int(second & 0x7F)
-                var header = 2
-                if length == 126 {
-                    guard bytes.count - offset >= 4 else { break }
-                    length = Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
-                    header = 4
-                } else if length == 127 {
-                    guard bytes.count - offset >= 10 else { break }
-                    length = (0..<8).reduce(0) { $0 << 8 | Int(bytes[offset + 2 + $1]) }
-                    header = 10
+        while bytes.count - offset >= 2 {
+            let first = bytes[offset], second = bytes[offset + 1]
+            var length = Int(second & 0x7F)
+            var header = 2
+            if length == 126 {
+                guard bytes.count - offset >= 4 else { break }
+                length = Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+                header = 4
+            } else if length == 127 {
+                guard bytes.count - offset >= 10 else { break }
+                length = (0..<8).reduce(0) { $0 << 8 | Int(bytes[offset + 2 + $1]) }
+                header = 10
+            }
+            guard bytes.count - offset >= header + length else { break }
+            let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + header)..<(offset + header + length)])
+            offset += header + length
+            switch first & 0x0F {
+            case 0x1:
+                if !sawSnapshot, WSBenchCommand.find(WSBenchCommand.snapshotMarker, in: payload) != nil {
+                    sawSnapshot = true
+                    stats.subscribed.add(1, ordering: .relaxed)
+                } else if let sent = WSBenchCommand.benchMicros(payload) {
+                    stats.recordLatency(shard: shard, latencyMicros: max(0, now - sent))
+                    measured += 1
                 }
-                guard bytes.count - offset >= header + length else { break }
-                let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + header)..<(offset + header + length)])
-                offset += header + length
-                switch first & 0x0F {
-                case 0x1:
-                    if !connection.sawSnapshot, WSBenchCommand.find(WSBenchCommand.snapshotMarker, in: payload) != nil {
-                        connection.sawSnapshot = true
-                        stats.subscribed.add(1, ordering: .relaxed)
-                    } else if let sent = WSBenchCommand.benchMicros(payload) {
-                        stats.recordLatency(shard: shard, latencyMicros: max(0, now - sent))
-                        measured += 1
-                    }
-                case 0x9:
-                    sendFrame(fd: fd, opcode: 0xA, payload: Array(payload))
-                default:
-                    break
-                }
+            case 0x9:
+                sendFrame(fd: fd, opcode: 0xA, payload: Array(payload))
+            default:
+                break
             }
         }
         return offset

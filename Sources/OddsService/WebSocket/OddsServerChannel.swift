@@ -1,3 +1,5 @@
+import Contracts
+import Foundation
 import Hummingbird
 import HummingbirdCore
 import HTTPTypes
@@ -6,7 +8,6 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
-import Foundation
 import NIOWebSocket
 
 /// The public port's connections: HTTP/1.1 answered by the Hummingbird router, and the
@@ -90,8 +91,9 @@ struct OddsServerChannel: ServerChildChannel, HTTPChannelHandler {
                 await handleHTTP(asyncChannel: channel, logger: logger)
             case .refusedUpgrade(let channel, let path):
                 let refusal = webSocket.refusal(path: path)
+                let json = (try? ContractCoding.encoder.encode(APIErrorResponse(code: refusal.code, message: refusal.message))) ?? Data()
                 try await channel.executeThenClose { _, outbound in
-                    let body = ByteBuffer(bytes: refusal.body)
+                    let body = ByteBuffer(bytes: json)
                     try await outbound.write(.head(HTTPResponse(status: refusal.status, headerFields: [
                         .contentType: "application/json; charset=utf-8", .contentLength: "\(body.readableBytes)",
                         .connection: "close",

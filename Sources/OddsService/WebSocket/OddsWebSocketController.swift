@@ -16,37 +16,33 @@ struct OddsWebSocketController: Sendable {
     let metrics: ServiceMetrics
     let logger: Logger
 
-    /// At WS_MAX_CONNECTIONS the upgrade is refused: the request then reaches the HTTP router,
-    /// which answers 503 `too_many_connections` (see `addHTTPFallback`). A race past this check
-    /// is caught by `hub.open` and closed with 4013.
+    /// At WS_MAX_CONNECTIONS the upgrade is refused and answered with `refusal` (503). A race
+    /// past this check is caught by `hub.open` and closed with 4013.
     func shouldUpgrade(path: String) -> Bool {
         path == Self.path && hub.connectionCount < limits.maxConnections
     }
 
-    /// The answer to a refused upgrade request: 503 at WS_MAX_CONNECTIONS, 404 elsewhere.
-    func refusal(path: String) -> (status: HTTPResponse.Status, body: Data) {
-        let (status, error): (HTTPResponse.Status, APIErrorResponse)
-        if path != Self.path {
-            (status, error) = (.notFound, APIErrorResponse(code: "not_found", message: "no WebSocket endpoint at \(path); use \(Self.path)"))
-        } else {
-            metrics.serverClose(ServerCloseReason.tooManyConnections.metricName)
-            (status, error) = (.serviceUnavailable, APIErrorResponse(
-                code: "too_many_connections", message: "at most \(limits.maxConnections) WebSocket connections; retry later"))
+    /// The answer to a refused upgrade request: 503 at WS_MAX_CONNECTIONS, 404 on another path.
+    func refusal(path: String) -> APIError {
+        guard path == Self.path else {
+            return APIError(status: .notFound, code: "not_found", message: "no WebSocket endpoint at \(path); use \(Self.path)")
         }
-        return (status, (try? ContractCoding.encoder.encode(error)) ?? Data("{}".utf8))
+        return tooManyConnections()
     }
 
-    /// `GET /ws/odds` without an accepted upgrade.
+    /// `GET /ws/odds` without an upgrade (or on a connection that already served a request).
     func addHTTPFallback(to router: Router<BasicRequestContext>) {
-        router.get(RouterPath(stringLiteral: Self.path)) { [hub, limits, metrics] _, _ -> Response in
-            if hub.connectionCount >= limits.maxConnections {
-                metrics.serverClose(ServerCloseReason.tooManyConnections.metricName)
-                throw APIError(status: .serviceUnavailable, code: "too_many_connections",
-                               message: "at most \(limits.maxConnections) WebSocket connections; retry later")
-            }
+        router.get(RouterPath(stringLiteral: Self.path)) { _, _ -> Response in
+            if hub.connectionCount >= limits.maxConnections { throw tooManyConnections() }
             throw APIError(status: .badRequest, code: "upgrade_required",
                            message: "connect with a WebSocket upgrade (as the first request of a connection)")
         }
+    }
+
+    private func tooManyConnections() -> APIError {
+        metrics.serverClose(ServerCloseReason.tooManyConnections.metricName)
+        return APIError(status: .serviceUnavailable, code: "too_many_connections",
+                        message: "at most \(limits.maxConnections) WebSocket connections; retry later")
     }
 
     /// Applies one client message. Returns the events whose snapshot must now be read (then

@@ -81,7 +81,10 @@ enum WebSocketCloseCodes {
 final class EventLoopFlusher: Sendable {
     let eventLoop: any EventLoop
     private let pending = Mutex<(connections: [WSConnection], executeScheduled: Bool)>(([], false))
-    /// Connections with frames written but not yet flushed (event loop only).
+    /// Connections with frames written but not yet flushed (event loop only). Kept apart from
+    /// `pending` on purpose: routing these through `drain` costs a lock and a writability check
+    /// per frame on the hottest path (an A/B run at 6,000 clients: +5–10 % server CPU, p99
+    /// 28–94 ms → 112–127 ms).
     private let unflushed: NIOLoopBoundBox<(connections: [WSConnection], flushScheduled: Bool)>
 
     init(eventLoop: any EventLoop) {
