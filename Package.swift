@@ -138,6 +138,7 @@ let package = Package(
             name: "OddsWatch",
             dependencies: [
                 "Contracts",
+                "ServiceSupport",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -257,6 +258,7 @@ let package = Package(
                 "Contracts",
                 "Kafka",
                 "Migrations",
+                "ServiceSupport",
                 "SocketSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -284,7 +286,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SupplierSimulatorTests",
-            dependencies: ["SupplierSimulator", "Contracts", "IntegrationSupport", "SocketSupport",
+            dependencies: ["SupplierSimulator", "Contracts", "IntegrationSupport", "SocketSupport", "ServiceSupport",
                            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket")],
             swiftSettings: strictSwift
         ),

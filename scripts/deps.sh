@@ -3,7 +3,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(pkg-config librdkafka-dev libhiredis-dev redis-server redis-tools postgresql postgresql-client kcat wrk)
-PY_MODULES=(jsonschema:jsonschema yaml:PyYAML rfc3339_validator:rfc3339-validator)
+PY_MODULES=(jsonschema:jsonschema yaml:PyYAML rfc3339_validator:rfc3339-validator schemathesis:schemathesis==4.32.5)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

@@ -3,6 +3,7 @@ import Foundation
 import HummingbirdWSClient
 import Logging
 import ServiceLifecycle
+import ServiceSupport
 import Synchronization
 
 /// Whether the supplier connection is up, for `/readyz` and the metrics.
@@ -39,6 +40,10 @@ struct FeedReader: Service {
     /// Largest frame accepted off the socket; larger ones (already far over the contract's
     /// 16 KiB, which are dead-lettered as `oversize`) end the connection.
     var maxFrameSize = 256 * 1024
+    /// How long the WebSocket upgrade may take. The client library waits forever for the
+    /// answer of a server that closed the connection mid-handshake (a supplier shutting down);
+    /// past this the attempt is abandoned and ingest reconnects.
+    var handshakeTimeout: Duration = .seconds(10)
 
     func run() async throws {
         var backoff = ReconnectBackoff(minimum: minimumBackoff, maximum: maximumBackoff)
@@ -49,23 +54,28 @@ struct FeedReader: Service {
             logger.info("connecting to supplier", metadata: ["url": "\(url)", "attempt": "\(attempt)"])
             let framesRead = FrameCount()
             do {
-                let closeFrame = try await WebSocketClient.connect(
-                    url: url,
-                    configuration: .init(maxFrameSize: maxFrameSize),
-                    logger: Logger(label: "ingest.websocket")
-                ) { inbound, _, _ in
-                    status.set(connected: true)
-                    metrics.supplierConnected.record(1)
-                    logger.info("connected to supplier", metadata: ["url": "\(url)"])
-                    defer {
-                        status.set(connected: false)
-                        metrics.supplierConnected.record(0)
-                    }
-                    for try await message in inbound.messages(maxSize: maxFrameSize) {
-                        framesRead.increment()
-                        switch message {
-                        case .text(let text): try await handle(Array(text.utf8))
-                        case .binary(let buffer): try await handle(Array(buffer.readableBytesView))
+                let closeFrame = try await Deadline.untilStarted(
+                    "the supplier's WebSocket handshake", timeout: handshakeTimeout
+                ) { [url, maxFrameSize, status, metrics, logger] handshakeDone in
+                    try await WebSocketClient.connect(
+                        url: url,
+                        configuration: .init(maxFrameSize: maxFrameSize),
+                        logger: Logger(label: "ingest.websocket")
+                    ) { inbound, _, _ in
+                        handshakeDone()
+                        status.set(connected: true)
+                        metrics.supplierConnected.record(1)
+                        logger.info("connected to supplier", metadata: ["url": "\(url)"])
+                        defer {
+                            status.set(connected: false)
+                            metrics.supplierConnected.record(0)
+                        }
+                        for try await message in inbound.messages(maxSize: maxFrameSize) {
+                            framesRead.increment()
+                            switch message {
+                            case .text(let text): try await handle(Array(text.utf8))
+                            case .binary(let buffer): try await handle(Array(buffer.readableBytesView))
+                            }
                         }
                     }
                 }

@@ -91,7 +91,7 @@ func buildProcessor(configuration: ProcessorConfiguration, logger: Logger) throw
         "redis": "\(configuration.redis.host):\(configuration.redis.port)", "postgres": "\(configuration.postgres)",
         "metrics_port": "\(configuration.metricsPort)", "batch_size": "\(configuration.batchSize)",
     ])
-    return ServiceGroup(configuration: .init(
+    var groupConfiguration = ServiceGroupConfiguration(
         services: [
             .init(service: postgres),
             .init(service: redis),
@@ -100,5 +100,9 @@ func buildProcessor(configuration: ProcessorConfiguration, logger: Logger) throw
             .init(service: operations),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],
-        logger: logger))
+        logger: logger)
+    // The batch in hand finishes and is committed; a store that stays down must not turn a
+    // SIGTERM into a process that never exits (the batch is replayed after the restart).
+    groupConfiguration.maximumGracefulShutdownDuration = .seconds(30)
+    return ServiceGroup(configuration: groupConfiguration)
 }

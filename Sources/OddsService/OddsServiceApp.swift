@@ -27,8 +27,12 @@ struct OddsServiceApp: Sendable {
     let logger: Logger
 
     func serviceGroup(signals: [UnixSignal] = [.sigterm, .sigint]) -> ServiceGroup {
-        ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
-                                          gracefulShutdownSignals: signals, logger: logger))
+        var configuration = ServiceGroupConfiguration(services: services.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: signals, logger: logger)
+        // Every socket is closed with 1001 at once; a dependency that never answers must not
+        // keep an operator's SIGTERM waiting forever.
+        configuration.maximumGracefulShutdownDuration = .seconds(20)
+        return ServiceGroup(configuration: configuration)
     }
 }
 
@@ -66,13 +70,22 @@ func buildApplication(
     let sweeper = ConnectionSweeper(hub: hub, heartbeat: configuration.ws.heartbeat, sendTimeout: configuration.ws.sendTimeout,
                                     pingInterval: configuration.ws.pingInterval)
 
-    let openAPIDocument = try? String(contentsOfFile: configuration.openAPIPath, encoding: .utf8)
-    if openAPIDocument == nil {
-        logger.warning("OpenAPI document not found; GET /openapi.yaml answers 404", metadata: ["path": "\(configuration.openAPIPath)"])
+    // Served self-contained: the schemas it refers to in files beside it are bundled in.
+    var openAPIDocument: String?
+    do {
+        openAPIDocument = try OpenAPIBundle.load(path: configuration.openAPIPath)
+    } catch {
+        logger.warning("OpenAPI document not available; GET /openapi.yaml answers 404",
+                       metadata: ["path": "\(configuration.openAPIPath)", "error": "\(error)"])
     }
 
-    let router = Router()
-    router.middlewares.add(JSONErrorMiddleware(logger: logger))
+    // HEAD is answered for every GET route (RFC 9110 §9.3.2); any other method of a known path
+    // is 405 with Allow.
+    let router = Router(options: .autoGenerateHeadEndpoints)
+    let routes = RouteTable((OddsRESTController.routePaths + [LivePage.path, OddsWebSocketController.path]).map {
+        (template: $0, methods: [.get, .head])
+    })
+    router.middlewares.add(JSONErrorMiddleware(logger: logger, routes: routes))
     OddsRESTController(query: query, metrics: metrics, openAPIDocument: openAPIDocument,
                        maxEventsPerPage: configuration.maxEventsPerPage,
                        defaultEventsPerPage: configuration.defaultEventsPerPage).addRoutes(to: router)
@@ -94,8 +107,13 @@ func buildApplication(
         ReadinessCheck(name: "postgres") { await postgresReader.isReachable() },
         ReadinessCheck(name: "redis_subscription") { pump.subscribed.load(ordering: .relaxed) },
     ]
+    let operationsRouter = OperationsServer.router(registry: registry, readiness: readiness)
+    // Added after its routes, the middleware wraps only the router's not-found answer: another
+    // method on /healthz, /readyz or /metrics is 405 with Allow, an unknown path a JSON 404.
+    operationsRouter.middlewares.add(JSONErrorMiddleware(logger: logger, routes: RouteTable(
+        ["/healthz", "/readyz", "/metrics"].map { (template: $0, methods: [.get]) })))
     let operations = Application(
-        router: OperationsServer.router(registry: registry, readiness: readiness),
+        router: operationsRouter,
         configuration: .init(address: .hostname(configuration.host, port: configuration.metricsPort),
                              serverName: "odds-service-operations"),
         onServerRunning: { channel in await onMetricsRunning(channel.localAddress?.port ?? configuration.metricsPort) },

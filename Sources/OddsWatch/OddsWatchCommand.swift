@@ -6,6 +6,7 @@ import FoundationNetworking
 #endif
 import HummingbirdWSClient
 import Logging
+import ServiceSupport
 import Synchronization
 
 /// odds-watch: a terminal view of live odds. Subscribes to events on odds-service's WebSocket,
@@ -107,8 +108,12 @@ struct OddsWatchCommand: AsyncParsableCommand {
                 return board.framesReceived
             }
             do {
-                _ = try await WebSocketClient.connect(url: wsURL, configuration: .init(maxFrameSize: 1 << 22), logger: logger) {
+                // A server that closes mid-handshake would leave the client library waiting
+                // forever: give the upgrade 10 s, then reconnect.
+                _ = try await Deadline.untilStarted("the WebSocket handshake", timeout: .seconds(10)) { [logger] handshakeDone in
+                    try await WebSocketClient.connect(url: wsURL, configuration: .init(maxFrameSize: 1 << 22), logger: logger) {
                     inbound, outbound, _ in
+                    handshakeDone()
                     for eventId in eventIds {
                         let versions = board.withLock { $0.versions(of: eventId) }
                         try await outbound.write(.text(Self.subscribeFrame(eventId: eventId, versions: versions)))
@@ -121,6 +126,7 @@ struct OddsWatchCommand: AsyncParsableCommand {
                         let now = Date()
                         board.withLock { $0.apply(decoded, receivedAt: now) }
                         if plain { Self.printLine(decoded, at: now) }
+                    }
                     }
                 }
                 board.withLock { $0.status = "disconnected; reconnecting" }

@@ -39,10 +39,11 @@ final class FeedSubscriber: Sendable {
     let abortConnection: @Sendable () -> Void
     private let state = Mutex(State())
 
-    init(id: UInt64, remoteAddress: String, abortConnection: @escaping @Sendable () -> Void) {
+    init(id: UInt64, remoteAddress: String, phase: Phase = .active, abortConnection: @escaping @Sendable () -> Void) {
         self.id = id
         self.remoteAddress = remoteAddress
         self.abortConnection = abortConnection
+        state.withLock { $0.phase = phase }
     }
 
     /// Adds `frames` unless that would pass `capacity`; false means the client is too slow.
@@ -128,6 +129,11 @@ final class FeedHub: Sendable {
         var draining: [UInt64: FeedSubscriber] = [:]
         var nextID: UInt64 = 0
         var sequence: UInt64 = 0
+        /// Set when the supplier shuts down: a client that connects after it is closed at once.
+        var closedReason: String?
+        /// Woken when the last connection ends (graceful shutdown waits for it).
+        var idleWaiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
+        var nextWaiterID: UInt64 = 0
     }
 
     /// Frames one client may have buffered before it counts as too slow and is disconnected.
@@ -147,6 +153,14 @@ final class FeedHub: Sendable {
     func connect(remoteAddress: String, abortConnection: @escaping @Sendable () -> Void) -> FeedSubscriber {
         let (subscriber, count) = state.withLock { state in
             state.nextID += 1
+            if let reason = state.closedReason {
+                // Shutting down: this client (often a reconnect) gets a close frame and nothing
+                // else, so it cannot keep the server from stopping.
+                let subscriber = FeedSubscriber(id: state.nextID, remoteAddress: remoteAddress,
+                                                phase: .draining(reason: reason), abortConnection: abortConnection)
+                state.draining[subscriber.id] = subscriber
+                return (subscriber, state.active.count + state.draining.count)
+            }
             let subscriber = FeedSubscriber(id: state.nextID, remoteAddress: remoteAddress, abortConnection: abortConnection)
             state.active[subscriber.id] = subscriber
             return (subscriber, state.active.count + state.draining.count)
@@ -159,10 +173,17 @@ final class FeedHub: Sendable {
     /// Forgets `subscriber` and stops its writer. Safe to call twice (a slow client is
     /// disconnected by the hub, then again when its handler ends); only the first counts.
     func disconnect(_ subscriber: FeedSubscriber) {
-        let (wasConnected, count) = state.withLock { state in
+        let (wasConnected, count, idle) = state.withLock { state in
             let removed = state.active.removeValue(forKey: subscriber.id) ?? state.draining.removeValue(forKey: subscriber.id)
-            return (removed != nil, state.active.count + state.draining.count)
+            let count = state.active.count + state.draining.count
+            var idle: [CheckedContinuation<Bool, Never>] = []
+            if count == 0 {
+                idle = Array(state.idleWaiters.values)
+                state.idleWaiters.removeAll()
+            }
+            return (removed != nil, count, idle)
         }
+        for waiter in idle { waiter.resume(returning: true) }
         let unsent = subscriber.stop()
         guard wasConnected else { return }
         if unsent > 0 { metrics.framesUnsent.increment(by: Int64(unsent)) }
@@ -223,9 +244,11 @@ final class FeedHub: Sendable {
 
     /// Moves every active client to draining: each gets the frames already buffered for it, then
     /// a close frame. Returns how many clients were told.
+    /// With `closing`, clients that connect afterwards are closed at once (shutdown).
     @discardableResult
-    func drainAll(reason: String) -> Int {
+    func drainAll(reason: String, closing: Bool = false) -> Int {
         let subscribers: [FeedSubscriber] = state.withLock { state in
+            if closing { state.closedReason = reason }
             let moving = Array(state.active.values)
             for subscriber in moving { state.draining[subscriber.id] = subscriber }
             state.active.removeAll()
@@ -235,14 +258,40 @@ final class FeedHub: Sendable {
         return subscribers.count
     }
 
-    /// Waits until every connection ended, at most `timeout`; true when none is left.
+    /// Waits until every connection ended, at most `timeout`; true when none is left. Woken by
+    /// the last disconnect, not by polling.
     func waitUntilNoConnections(timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while connectionCount > 0 {
-            if ContinuousClock.now >= deadline { return false }
-            try? await Task.sleep(for: .milliseconds(10))
+        let id: UInt64 = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
         }
-        return true
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            let waiter = self?.state.withLock { $0.idleWaiters.removeValue(forKey: id) }
+            waiter?.resume(returning: false)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { continuation in
+            let idle: Bool = state.withLock { state in
+                if state.active.isEmpty && state.draining.isEmpty { return true }
+                state.idleWaiters[id] = continuation
+                return false
+            }
+            if idle { continuation.resume(returning: true) }
+        }
+    }
+
+    /// Closes every remaining connection at once (the drain time is over); returns how many.
+    @discardableResult
+    func abortAll() -> Int {
+        let subscribers: [FeedSubscriber] = state.withLock { state in
+            Array(state.active.values) + Array(state.draining.values)
+        }
+        for subscriber in subscribers {
+            subscriber.abortConnection()
+            disconnect(subscriber)
+        }
+        return subscribers.count
     }
 
     /// Frames journaled (and handed to clients) so far.

@@ -69,12 +69,15 @@ struct FeedService: Service {
             }
         }
 
-        let draining = hub.drainAll(reason: "supplier shutting down")
+        // Clients that (re)connect from now on are closed at once: a reconnecting client must
+        // not keep the supplier from stopping.
+        let draining = hub.drainAll(reason: "supplier shutting down", closing: true)
         if draining > 0 || hub.connectionCount > 0 {
             logger.info("writing buffered frames before closing", metadata: ["connections": "\(hub.connectionCount)"])
         }
         if !(await hub.waitUntilNoConnections(timeout: shutdownDrainTimeout)) {
-            logger.warning("connections still open after the drain timeout", metadata: ["connections": "\(hub.connectionCount)"])
+            let aborted = hub.abortAll()
+            logger.warning("connections still open after the drain timeout; closed them", metadata: ["connections": "\(aborted)"])
         }
         hub.journal?.flush()
         logger.info("feed stopped", metadata: ["frames_emitted": "\(hub.emittedCount)"])

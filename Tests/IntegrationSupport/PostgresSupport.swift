@@ -124,39 +124,10 @@ public final class PostgresServerProcess: @unchecked Sendable {
         }
     }
 
-    /// Runs a command to completion with posix_spawn + waitpid. Foundation's Process is not used
-    /// here: on Linux it notices a child's exit only when every inherited descriptor closes, and
-    /// `pg_ctl start` leaves the server (a grandchild) holding them, so it would wait forever.
+    /// Runs to completion on this thread (`pg_ctl start` returns once the server, a
+    /// grandchild that keeps running, is up).
     static func run(_ executable: String, _ arguments: [String]) throws {
-        var fileActions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fileActions)
-        defer { posix_spawn_file_actions_destroy(&fileActions) }
-        for descriptor: Int32 in [0, 1, 2] {
-            posix_spawn_file_actions_addopen(&fileActions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
-        }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Children get default signal handling and an empty mask, whatever the test runner blocked.
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &fileActions, &attributes, argv, environ)
-        guard spawned == 0 else {
-            throw TestInfrastructure.Missing(variable: "\(executable) (posix_spawn error \(spawned))")
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        guard status == 0 else {
-            throw TestInfrastructure.Missing(variable: "\(executable) \(arguments.joined(separator: " ")) (wait status \(status))")
-        }
+        try ChildSpawn.runBlocking(executable, arguments)
     }
 
     deinit {

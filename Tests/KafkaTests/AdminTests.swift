@@ -3,7 +3,7 @@ import IntegrationSupport
 import Kafka
 import Testing
 
-@Suite("Kafka admin and health")
+@Suite("Kafka admin and health", .timeLimit(.minutes(2)))
 struct AdminTests {
     @Test("isReachable is true for the dev broker")
     func reachable() async throws {
@@ -13,23 +13,23 @@ struct AdminTests {
         #expect(metadata.brokerCount >= 1)
     }
 
-    @Test("isReachable is false, within its timeout, for a closed port")
+    @Test("isReachable answers false for a closed port; it does not hang")
     func unreachable() async throws {
         let port = try TestInfrastructure.freePort()
-        let started = ContinuousClock.now
-        let reachable = await KafkaAdmin.isReachable(bootstrapServers: "127.0.0.1:\(port)", timeout: .seconds(1), logger: KafkaTest.logger)
+        // A liveness bound, not a benchmark: the check must return at all.
+        let reachable = try await TestInfrastructure.bounded("isReachable on a closed port", timeout: .seconds(60)) {
+            await KafkaAdmin.isReachable(bootstrapServers: "127.0.0.1:\(port)", timeout: .seconds(1), logger: KafkaTest.logger)
+        }
         #expect(!reachable)
-        // A bound, not a benchmark: the check must not hang past its timeout (generous for a
-        // loaded 2-core CI machine).
-        #expect(ContinuousClock.now - started < .seconds(10))
     }
 
     @Test("createTopic reports the dev broker's missing CreateTopics and carries on")
     func createTopicOnDevBroker() async throws {
         let admin = try KafkaAdmin(bootstrapServers: try TestInfrastructure.kafkaBrokers(), logger: KafkaTest.logger)
-        let started = ContinuousClock.now
-        let result = try await admin.createTopic(TestInfrastructure.uniqueName("admin"), partitions: 3, timeout: .seconds(2))
-        #expect(ContinuousClock.now - started < .seconds(5))
+        let name = TestInfrastructure.uniqueName("admin")
+        let result = try await TestInfrastructure.bounded("createTopic on the dev broker", timeout: .seconds(60)) {
+            try await admin.createTopic(name, partitions: 3, timeout: .seconds(2))
+        }
         guard case .unsupported = result else {
             Issue.record("the dev broker has no CreateTopics, expected .unsupported, got \(result)")
             return

@@ -5,7 +5,7 @@ import Testing
 
 /// The dev broker itself: data integrity, consumer groups and committed offsets over real
 /// sockets, and its process behaviour (clean stop, clear errors).
-@Suite("kafka-dev-broker", .serialized)
+@Suite("kafka-dev-broker", .serialized, .timeLimit(.minutes(2)))
 struct DevBrokerTests {
     @Test("keys and headers survive; a two-member group splits partitions; a new member resumes at the committed offsets")
     func groupSplitsAndResumesAtCommittedOffsets() async throws {
@@ -124,9 +124,9 @@ struct DevBrokerTests {
             executable: try TestInfrastructure.binDirectory().appendingPathComponent("kafka-dev-broker"),
             arguments: ["--topic", spec]
         )
-        let exited = try await TestInfrastructure.waitUntil { !process.isRunning }
-        #expect(exited)
-        #expect(process.process.terminationStatus != 0)
+        let status = await process.waitForExit(timeout: .seconds(20))
+        #expect(status != nil, "still running after 20 s: \(process.output.suffix(2000))")
+        #expect(status != 0)
         let lines = process.output.split(separator: "\n", omittingEmptySubsequences: true)
         #expect(lines.count == 1, "output: \(process.output)")
         #expect(lines.first?.contains("--topic") == true)
@@ -138,9 +138,9 @@ struct DevBrokerTests {
             executable: try TestInfrastructure.binDirectory().appendingPathComponent("kafka-dev-broker"),
             arguments: ["--brokers", "0"]
         )
-        let exited = try await TestInfrastructure.waitUntil { !process.isRunning }
-        #expect(exited)
-        #expect(process.process.terminationStatus != 0)
+        let status = await process.waitForExit(timeout: .seconds(20))
+        #expect(status != nil, "still running after 20 s: \(process.output.suffix(2000))")
+        #expect(status != 0)
         #expect(process.output.split(separator: "\n").count == 1, "output: \(process.output)")
     }
 }

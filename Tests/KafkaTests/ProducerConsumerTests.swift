@@ -5,7 +5,7 @@ import Testing
 
 /// Producer and consumer behaviour against the shared dev broker (`make test` starts it).
 /// Every test uses its own topic (auto-created by the broker with 4 partitions) and group.
-@Suite("Kafka producer and consumer", .serialized)
+@Suite("Kafka producer and consumer", .serialized, .timeLimit(.minutes(3)))
 struct ProducerConsumerTests {
     let brokers: String
 

@@ -5,7 +5,7 @@ import PostgresNIO
 import Testing
 @testable import Migrations
 
-@Suite("migration runner against PostgreSQL", .serialized)
+@Suite("migration runner against PostgreSQL", .serialized, .timeLimit(.minutes(2)))
 struct MigrationRunnerTests {
     let logger = Logger(label: "migrations-test")
 
@@ -138,9 +138,7 @@ struct MigrationRunnerTests {
         let dsnText = database.dsnText
 
         func run(_ arguments: [String]) async throws -> (Int32, String) {
-            let process = try ManagedProcess(executable: binary, arguments: arguments, environment: ["LOG_FORMAT": "text"])
-            while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
-            return (process.process.terminationStatus, process.output)
+            try await ManagedProcess.run(binary, arguments: arguments, environment: ["LOG_FORMAT": "text"], timeout: .seconds(60))
         }
 
         let status = try await run(["--dsn", dsnText, "--dir", MigrationsFolder.url.path, "--status"])

@@ -1,8 +1,5 @@
 import Contracts
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import IntegrationSupport
 import Kafka
 import Logging
@@ -131,15 +128,6 @@ enum Pipeline {
             #expect(error.hasPrefix(entry.reason ?? "?"), "DLQ error header \(error) for a frame journaled as \(entry.reason ?? "-")")
             #expect(message.headers.first(named: DeadLetterHeaders.source) == Array("odds-ingest".utf8))
         }
-    }
-}
-
-enum HTTP {
-    static func get(_ url: String) async throws -> (status: Int, body: String) {
-        var request = URLRequest(url: URL(string: url)!)
-        request.timeoutInterval = 5
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 }
 

@@ -1,10 +1,11 @@
 import Contracts
 import Foundation
 import IntegrationSupport
+import SocketSupport
 import Testing
 @testable import OddsService
 
-@Suite("REST API against real Redis and PostgreSQL")
+@Suite("REST API against real Redis and PostgreSQL", .timeLimit(.minutes(3)))
 struct RESTTests {
     @Test func endpointsAnswerFromRedisAndHistoryFromPostgres() async throws {
         let service = try await RunningService.start()
@@ -122,34 +123,171 @@ struct RESTTests {
         #expect(document.text.hasPrefix("openapi: 3.1"))
     }
 
-    /// scripts/check_openapi.py validates every answer against contracts/openapi.yaml.
-    @Test func implementationAnswersAsTheOpenAPIDocumentSays() async throws {
+    /// Clients that encode path and query parameters (encodeURIComponent, generated OpenAPI
+    /// clients) reach the same events: parameters are percent-decoded once, then checked.
+    @Test func percentEncodedParametersAreDecodedOnce() async throws {
         let service = try await RunningService.start()
         defer { Task { await service.stop() } }
-        let event = Fixtures.eventId("OAS")
-        let updates = [Fixtures.update(event, version: 1), Fixtures.update(event, version: 2, price: 2.5),
-                       Fixtures.update(event, "ou_2_5", version: 1)]
-        try await service.database.seed(updates)
-        for update in updates { try await service.seeder.write(update, publish: false) }
+        let colon = "br.serie-a:2026:r38:fla-pal"  // the document's own example id
+        let plain = Fixtures.eventId("PCT")
+        for event in [colon, plain] {
+            let updates = [Fixtures.update(event, version: 1), Fixtures.update(event, version: 2)]
+            try await service.database.seed(updates)
+            try await service.seeder.write(updates[1], publish: false)
+        }
+        let encodedColon = "br.serie-a%3A2026%3Ar38%3Afla-pal"
+        let encodedPlain = plain.replacingOccurrences(of: "_", with: "%5F")
+        let found: [(String, String)] = [
+            ("/v1/events/\(encodedColon)/odds", colon), ("/v1/events/br.serie-a%3a2026%3ar38%3afla-pal/odds", colon),
+            ("/v1/events/\(colon)/odds", colon), ("/v1/events/\(encodedColon)/markets", colon),
+            ("/v1/events/\(encodedColon)/odds/history?market=1x2", colon), ("/v1/events/\(encodedPlain)/odds", plain),
+            ("/v1/events/\(encodedPlain)/odds/history?%6Darket=%31x2&limit=%31", plain),
+            ("/v1/%65vents/\(plain)/markets", plain),  // an escaped unreserved character in a fixed segment
+        ]
+        for (path, event) in found {
+            let answer = try await service.get(path)
+            #expect(answer.status == 200, "\(path): \(answer.text)")
+            #expect(answer.text.contains("\"eventId\":\"\(event)\""), "\(path): \(answer.text)")
+        }
+        let history = try await service.get("/v1/events/\(encodedPlain)/odds/history?market=1%78%32&limit=%31")
+            .decode(OddsHistoryResponse.self)
+        #expect(history.market == "1x2")
+        #expect(history.history.map(\.version) == [2])
+        #expect(try await service.get("/v1/events?limit=%31").decode(EventListResponse.self).events.count == 1)
+
+        let refused: [(String, Int, String)] = [
+            ("/v1/events/a%3Ab/odds", 404, "event_not_found"),  // decoded (a:b), valid, unknown
+            ("/v1/events/%ZZ/odds", 400, "invalid_event_id"),  // malformed escape
+            ("/v1/events/MATCH%5/odds", 400, "invalid_event_id"),
+            ("/v1/events/MATCH%255F001/odds", 400, "invalid_event_id"),  // decoded once: "MATCH%5F001"
+            ("/v1/events/a%2Fb/odds", 400, "invalid_event_id"),  // "a/b"
+            ("/v1/events/\(encodedPlain)/odds/history?market=%G1", 400, "invalid_market"),
+            ("/v1/events/\(encodedPlain)/odds/history?market=1x2&limit=1%", 400, "invalid_limit"),
+            ("/v1/events?li%ZZmit=1", 400, "bad_request"),
+        ]
+        for (path, status, code) in refused {
+            let answer = try await service.get(path)
+            #expect(answer.status == status, "\(path): \(answer.text)")
+            #expect(answer.errorCode == code, "\(path): \(answer.text)")
+        }
+    }
+
+    /// The WebSocket upgrade path is normalized like the REST routes: `/ws/%6Fdds` is `/ws/odds`.
+    @Test func webSocketUpgradePathIsNormalizedLikeRoutes() async throws {
+        let service = try await RunningService.start()
+        defer { Task { await service.stop() } }
+        let upgrade = { (path: String) in
+            "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        }
+        let accepted = try await HTTP.exchange(port: service.httpPort, upgrade("/ws/%6Fdds"), untilHeadersEnd: true)
+        #expect(accepted.status == 101, "\(accepted.head)")
+        let client = try await WSTestClient.connect("ws://127.0.0.1:\(service.httpPort)/ws/%6fdds")
+        defer { Task { await client.close() } }
+        try await client.send(#"{"type":"ping"}"#)
+        #expect(try await client.waitFor(where: \.isPong).count == 1)
+        // A reserved escape is not the path separator: no such endpoint.
+        let elsewhere = try await HTTP.exchange(port: service.httpPort, upgrade("/ws%2Fodds"))
+        #expect(elsewhere.status == 404, "\(elsewhere.head)")
+        #expect(elsewhere.text.contains("\"code\":\"not_found\""), "\(elsewhere.text)")
+    }
+
+    /// A documented path asked with a method it does not declare is 405 with Allow and the JSON
+    /// error shape, on the public port and on the operations port; HEAD works wherever GET does.
+    @Test func undeclaredMethodsAre405WithAllow() async throws {
+        let service = try await RunningService.start()
+        defer { Task { await service.stop() } }
+        let publicPaths = ["/v1/events", "/v1/events/MATCH_001/markets", "/v1/events/MATCH_001/odds",
+                           "/v1/events/MATCH_001/odds/history", "/", "/openapi.yaml", "/ws/odds"]
+        let targets = publicPaths.map { (service.httpPort, $0, "GET, HEAD") }
+            + ["/healthz", "/readyz", "/metrics"].map { (service.metricsPort, $0, "GET") }
+        for (port, path, allow) in targets {
+            for method in ["TRACE", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "QUERY"] {
+                let answer = try await HTTP.exchange(port: port, "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    + "Content-Length: 0\r\nConnection: close\r\n\r\n")
+                #expect(answer.status == 405, "\(method) \(path): \(answer.head)")
+                #expect(answer.header("allow") == allow, "\(method) \(path): \(answer.head)")
+                #expect(answer.header("content-type") == "application/json", "\(method) \(path)")
+                let error = try? JSONDecoder().decode(APIErrorResponse.self, from: Data(answer.body))
+                #expect(error?.error.code == "method_not_allowed", "\(method) \(path): \(answer.text)")
+                #expect(error?.error.message.isEmpty == false)
+            }
+        }
+        let unknown = try await HTTP.exchange(port: service.httpPort, "TRACE /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(unknown.status == 404)
+        #expect(unknown.header("allow") == nil)
+        #expect(unknown.text.contains("\"code\":\"not_found\""), "\(unknown.text)")
+        let head = try await HTTP.exchange(port: service.httpPort, "HEAD /v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(head.status == 200, "\(head.head)")
+        #expect(head.body.isEmpty)
+    }
+
+    /// GET /openapi.yaml is the contract made self-contained, sent as YAML.
+    @Test func servedDocumentIsSelfContained() async throws {
+        let service = try await RunningService.start()
+        defer { Task { await service.stop() } }
+        let answer = try await service.get("/openapi.yaml")
+        #expect(answer.status == 200)
+        #expect(answer.contentType == "application/yaml")
+        let path = ServiceTestDatabase.repositoryRoot.appendingPathComponent("contracts/openapi.yaml").path
+        #expect(answer.text == (try OpenAPIBundle.load(path: path)))
+        #expect(!answer.text.contains("$ref: './"))
+        #expect(OpenAPIBundle.firstExternalRef(in: answer.text) == nil)
+        #expect(answer.text.contains("$ref: '#/components/schemas/odds-update.v1.properties.event_id'"))
+    }
+
+    /// schemathesis, every check, against the document the running service serves (all 9
+    /// operations: public port, and the operations port through their path-level servers), then
+    /// scripts/check_openapi.py for what schemathesis does not check (the served document is the
+    /// contract; every operation answered 2xx). The seeded events are the document's own example
+    /// ids, so generated requests find them.
+    @Test(.timeLimit(.minutes(10)))
+    func implementationAnswersAsTheOpenAPIDocumentSays() async throws {
+        let service = try await RunningService.start()
+        defer { Task { await service.stop() } }
+        let t0 = Timestamp(millisecondsSinceEpoch: 1_790_000_000_000)
+        for event in ["MATCH_001", "br.serie-a:2026:r38:fla-pal"] {
+            let updates = [Fixtures.update(event, version: 1, updatedAt: t0), Fixtures.update(event, version: 2, price: 2.5, updatedAt: t0),
+                           Fixtures.update(event, "ou_2_5", version: 1, updatedAt: t0), Fixtures.update(event, "btts", version: 3, updatedAt: t0)]
+            try await service.database.seed(updates)
+            for update in updates where update.version > 1 || update.market == "ou_2_5" {
+                try await service.seeder.write(update, publish: false)
+            }
+        }
 
         let root = ServiceTestDatabase.repositoryRoot
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", root.appendingPathComponent("scripts/check_openapi.py").path,
-                             "--base-url", "http://127.0.0.1:\(service.httpPort)",
-                             "--metrics-url", "http://127.0.0.1:\(service.metricsPort)",
-                             "--event", event, "--market", "1x2", "--root", root.path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = try await onThread {
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return data
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(text)")
-        #expect(text.contains("openapi: "), "\(text)")
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("schemathesis-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        // The operations of the metrics port name it in a server variable (default 9095).
+        let configuration = scratch.appendingPathComponent("schemathesis.toml")
+        try """
+        [servers]
+        variables = { host = "127.0.0.1", metricsPort = "\(service.metricsPort)" }
+
+        """.write(to: configuration, atomically: true, encoding: .utf8)
+        let har = scratch.appendingPathComponent("run.har.json")
+        let python = URL(fileURLWithPath: "/usr/bin/env")
+        // Run in the scratch folder: schemathesis and Hypothesis keep caches in the working directory.
+        let run = try await ManagedProcess.run(python, arguments: [
+            "-C", scratch.path, "python3", "-m", "schemathesis.cli", "--config-file", configuration.path,
+            "run", "http://127.0.0.1:\(service.httpPort)/openapi.yaml",
+            // The operation serving the document is left out unless a filter names it.
+            "--include-method", "GET",
+            "--checks", "all", "--max-examples", "50", "--request-timeout", "10", "--seed", "20261201",
+            "--workers", "1", "--generation-database", "none", "--no-color",
+            "--report", "har", "--report-har-path", har.path,
+        ], environment: ["PYTHONDONTWRITEBYTECODE": "1"], timeout: .seconds(480))
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("9 selected / 9 total"), "\(run.output)")
+        #expect(run.output.contains("No issues found"), "\(run.output)")
+
+        let check = try await ManagedProcess.run(python, arguments: [
+            "python3", root.appendingPathComponent("scripts/check_openapi.py").path,
+            "--base-url", "http://127.0.0.1:\(service.httpPort)", "--har", har.path, "--root", root.path,
+        ], timeout: .seconds(60))
+        #expect(check.status == 0, "\(check.output)")
+        #expect(check.output.contains("openapi: 2 passed, 0 failed"), "\(check.output)")
     }
 }
+

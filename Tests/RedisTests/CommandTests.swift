@@ -210,12 +210,10 @@ struct CommandTests {
         configuration.poolSize = 1
         configuration.commandTimeout = .milliseconds(200)
         try await withClient(RedisClient(configuration: configuration, logger: Shared.logger)) { client in
-            let start = ContinuousClock.now
             let error = await #expect(throws: RedisError.self) {
                 try await client.send("BLPOP", TestInfrastructure.uniqueName("never"), 2)
             }
             guard case .timeout? = error else { throw TestFailure("expected .timeout, got \(String(describing: error))") }
-            #expect(ContinuousClock.now - start < .seconds(1))
             #expect(try await client.ping() == "PONG")
         }
     }

@@ -6,7 +6,7 @@ import Prometheus
 import Testing
 @testable import ServiceSupport
 
-@Suite struct OperationsServerTests {
+@Suite(.timeLimit(.minutes(1))) struct OperationsServerTests {
     @Test func readinessIsTheConjunctionOfChecksAndTimesOut() async {
         let report = await evaluateReadiness([
             ReadinessCheck(name: "fast") { true },

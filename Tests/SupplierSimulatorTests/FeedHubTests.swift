@@ -98,6 +98,40 @@ struct FeedHubTests {
         waiting.cancel()
         guard case .stop = await waiting.value else { Issue.record("cancellation should stop the writer"); return }
     }
+
+    @Test("once closed for shutdown, a client that connects is told to close at once, and the last disconnect wakes the drain")
+    func closedHubClosesNewClients() async throws {
+        let hub = FeedHub(clientBufferCapacity: 10, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let early = hub.connect(remoteAddress: "early", abortConnection: {})
+        #expect(hub.drainAll(reason: "supplier shutting down", closing: true) == 1)
+        let late = hub.connect(remoteAddress: "late", abortConnection: {})
+        #expect(hub.activeCount == 0)
+        #expect(hub.broadcast(Self.frames(2)) == false, "nobody is active: nothing journaled")
+        for subscriber in [early, late] {
+            guard case .close(let reason) = await subscriber.nextStep() else {
+                Issue.record("expected a close step")
+                return
+            }
+            #expect(reason == "supplier shutting down")
+        }
+        let waiting = Task { await hub.waitUntilNoConnections(timeout: .seconds(60)) }
+        hub.disconnect(early)
+        hub.disconnect(late)
+        #expect(await waiting.value)
+        #expect(await hub.waitUntilNoConnections(timeout: .milliseconds(1)))
+    }
+
+    @Test("the drain gives up after its timeout; abortAll closes what is left")
+    func drainTimeoutThenAbort() async throws {
+        let hub = FeedHub(clientBufferCapacity: 10, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let aborted = LockedCounter()
+        _ = hub.connect(remoteAddress: "stuck", abortConnection: { aborted.increment() })
+        hub.drainAll(reason: "supplier shutting down", closing: true)
+        #expect(await hub.waitUntilNoConnections(timeout: .milliseconds(50)) == false)
+        #expect(hub.abortAll() == 1)
+        #expect(aborted.value == 1)
+        #expect(hub.connectionCount == 0)
+    }
 }
 
 final class LockedCounter: Sendable {

@@ -1,10 +1,8 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import HummingbirdWSClient
 import IntegrationSupport
 import Logging
+import ServiceSupport
 import SocketSupport
 import Synchronization
 import Testing
@@ -30,31 +28,13 @@ enum SupplierProcess {
     }
 }
 
-enum HTTP {
-    static func get(_ url: String) async throws -> (status: Int, body: String) {
-        try await request(URLRequest(url: URL(string: url)!))
-    }
-
-    static func post(_ url: String, body: String) async throws -> (status: Int, body: String) {
-        var request = URLRequest(url: URL(string: url)!)
-        request.httpMethod = "POST"
-        request.httpBody = Data(body.utf8)
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        return try await self.request(request)
-    }
-
-    static func request(_ request: URLRequest) async throws -> (status: Int, body: String) {
-        var request = request
-        request.timeoutInterval = 5
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
-    }
-}
-
 /// A WebSocket client that records every text frame it reads, until the server closes.
 final class RecordingClient: Sendable {
     private let frames = Mutex<[String]>([])
     private let connections = Mutex(0)
+    private let phaseText = Mutex("idle")
+    /// Where the client is (for failure messages): connecting, reading, closed, waiting.
+    var phase: String { phaseText.withLock { $0 } }
 
     var received: [String] { frames.withLock { $0 } }
     var connectionCount: Int { connections.withLock { $0 } }
@@ -64,18 +44,27 @@ final class RecordingClient: Sendable {
         connections.withLock { $0 += 1 }
         var logger = Logger(label: "test.ws")
         logger.logLevel = .warning
-        try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 16), logger: logger) { inbound, _, _ in
-            for try await message in inbound.messages(maxSize: 1 << 16) {
-                if case .text(let text) = message { self.frames.withLock { $0.append(text) } }
+        // The handshake is bounded (a server shutting down may close the connection before it
+        // answers the upgrade, and the client library would wait forever); the reading is not.
+        phaseText.withLock { $0 = "connecting" }
+        defer { phaseText.withLock { $0 = "closed" } }
+        _ = try await Deadline.untilStarted("the supplier's WebSocket handshake", timeout: .seconds(15)) { [logger] handshakeDone in
+            try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 16), logger: logger) { inbound, _, _ in
+                handshakeDone()
+                self.phaseText.withLock { $0 = "reading" }
+                defer { self.phaseText.withLock { $0 = "handler returned" } }
+                for try await message in inbound.messages(maxSize: 1 << 16) {
+                    if case .text(let text) = message { self.frames.withLock { $0.append(text) } }
+                }
             }
         }
     }
 
     /// Reconnects after every close until `stop` says so.
-    func readReconnecting(url: String, until stop: @Sendable () -> Bool) async {
-        while !stop() {
+    func readReconnecting(url: String, pause: Duration = .milliseconds(50), until stop: @Sendable () -> Bool) async {
+        while !stop() && !Task.isCancelled {
             try? await readUntilClosed(url: url)
-            try? await Task.sleep(for: .milliseconds(50))
+            try? await Task.sleep(for: pause)
         }
     }
 }
@@ -94,6 +83,31 @@ final class StalledWebSocketClient: Sendable {
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
         descriptor = fd
+    }
+
+    /// Reads everything the server sends until it closes the connection, at most `timeout`
+    /// (on its own thread: the socket blocks).
+    func readUntilClosed(timeout: Duration) async throws -> [UInt8] {
+        let fd = descriptor
+        let seconds = Double(timeout.components.seconds)
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                let deadline = Date(timeIntervalSinceNow: seconds)
+                var bytes: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                var wait = timeval(tv_sec: 1, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+                while deadline.timeIntervalSinceNow > 0 {
+                    let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                    if n > 0 { bytes += buffer[..<n]; continue }
+                    if n == 0 || (errno != EAGAIN && errno != EINTR) {
+                        continuation.resume(returning: bytes)
+                        return
+                    }
+                }
+                continuation.resume(throwing: TestFailure("the supplier did not close the connection within \(timeout) (\(bytes.count) bytes read)"))
+            }.start()
+        }
     }
 
     func close() {

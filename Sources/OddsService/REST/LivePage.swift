@@ -5,8 +5,10 @@ import Hummingbird
 /// from REST, then subscribe / snapshot / odds frames, and a resuming subscribe (`versions`)
 /// after a reconnect. `?events=A,B` picks events; otherwise the first eight listed.
 enum LivePage {
+    static let path = "/"
+
     static func addRoutes(to router: Router<some RequestContext>) {
-        router.get("/") { _, _ in
+        router.get(RouterPath(stringLiteral: path)) { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
         }

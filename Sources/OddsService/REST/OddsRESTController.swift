@@ -33,10 +33,22 @@ enum JSONResponse {
 /// error shape, so clients only ever parse one error format.
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
+    /// A path of this table asked with another method is 405 with `Allow`, not 404.
+    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            guard let allowed = routes.allowedMethods(for: request.uri.path), !allowed.contains(request.method) else {
+                return JSONResponse.make(status: .notFound, body: APIErrorResponse(
+                    code: "not_found", message: "no route for \(request.method.rawValue) \(request.uri.path)"))
+            }
+            var response = JSONResponse.make(status: .methodNotAllowed, body: APIErrorResponse(
+                code: "method_not_allowed",
+                message: "\(request.method.rawValue) is not allowed on \(request.uri.path); allowed: \(RouteTable.allowHeader(allowed))"))
+            response.headers[.allow] = RouteTable.allowHeader(allowed)
+            return response
         } catch let error as APIError {
             return JSONResponse.make(status: error.status, body: APIErrorResponse(code: error.code, message: error.message))
         } catch let error as HTTPError {
@@ -65,11 +77,15 @@ enum RequestValidation {
     static let maxHistoryLimit = 1000
     static let defaultHistoryLimit = 100
 
+    /// `raw` is the path segment as sent: it is percent-decoded once, then checked.
     static func eventId(_ raw: String?) throws -> String {
-        guard let raw, OddsUpdateValidator.isValidEventId(raw) else {
+        guard let raw, let decoded = PercentEncoding.decode(raw) else {
+            throw APIError.badRequest("invalid_event_id", "event id \"\(raw ?? "")\" is not valid percent-encoding")
+        }
+        guard OddsUpdateValidator.isValidEventId(decoded) else {
             throw APIError.badRequest("invalid_event_id", "event id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
         }
-        return raw
+        return decoded
     }
 
     static func market(_ raw: String?) throws -> String {
@@ -97,10 +113,15 @@ struct OddsRESTController: Sendable {
     let maxEventsPerPage: Int
     let defaultEventsPerPage: Int
 
+    /// Every GET route `addRoutes` adds (the 405 table).
+    static let routePaths = ["/v1/events", "/v1/events/:id/markets", "/v1/events/:id/odds",
+                             "/v1/events/:id/odds/history", "/openapi.yaml"]
+
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/v1/events") { request, _ in
             try await timed("/v1/events") {
-                let limit = try RequestValidation.limit(request.uri.queryParameters.get("limit"),
+                let parameters = try QueryParameters(query: request.uri.query)
+                let limit = try RequestValidation.limit(parameters.value("limit", code: "invalid_limit"),
                                                         default: defaultEventsPerPage, max: maxEventsPerPage)
                 return JSONResponse.make(body: EventListResponse(events: try await query.events(limit: limit)))
             }
@@ -127,8 +148,9 @@ struct OddsRESTController: Sendable {
         router.get("/v1/events/:id/odds/history") { request, context in
             try await timed("/v1/events/{id}/odds/history") {
                 let eventId = try RequestValidation.eventId(context.parameters.get("id"))
-                let market = try RequestValidation.market(request.uri.queryParameters.get("market"))
-                let limit = try RequestValidation.limit(request.uri.queryParameters.get("limit"),
+                let parameters = try QueryParameters(query: request.uri.query)
+                let market = try RequestValidation.market(parameters.value("market", code: "invalid_market"))
+                let limit = try RequestValidation.limit(parameters.value("limit", code: "invalid_limit"),
                                                         default: RequestValidation.defaultHistoryLimit,
                                                         max: RequestValidation.maxHistoryLimit)
                 guard let history = try await query.history(eventId: eventId, market: market, limit: limit) else {

@@ -44,7 +44,9 @@ struct OddsServerChannel: ServerChildChannel, HTTPChannelHandler {
             let upgrader = NIOTypedWebSocketServerUpgrader<Negotiated>(
                 maxFrameSize: webSocket.limits.hardFrameBytes,
                 shouldUpgrade: { channel, head in
-                    let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+                    // Normalized as for HTTP routes: `/ws/%6Fdds` is `/ws/odds`.
+                    let target = RequestTargetNormalization.normalizedPath(head.uri)
+                    let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
                     let accepted = webSocket.shouldUpgrade(path: path)
                     if !accepted { refusedPath.value = path }
                     return channel.eventLoop.makeSucceededFuture(accepted ? HTTPHeaders() : nil)
@@ -113,7 +115,8 @@ extension HTTPServerBuilder {
     /// HTTP/1.1 plus the odds WebSocket (see `OddsServerChannel`).
     static func oddsService(webSocket: OddsWebSocketController, idleTimeout: TimeAmount) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            OddsServerChannel(responder: responder, webSocket: webSocket, idleTimeout: idleTimeout)
+            // Request targets are normalized before routing (see `RequestTargetNormalization`).
+            OddsServerChannel(responder: RequestTargetNormalization.wrap(responder), webSocket: webSocket, idleTimeout: idleTimeout)
         }
     }
 }

@@ -247,58 +247,12 @@ struct HTTPAnswer: Sendable {
     var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-/// A minimal HTTP/1.1 GET over a blocking socket (run off the cooperative pool).
+/// GET over a fresh connection (the shared test client, IntegrationSupport's `HTTP`).
 enum RawHTTP {
     static func get(host: String, port: Int, path: String) async throws -> HTTPAnswer {
-        try await onThread {
-            try request(host: host, port: port, raw: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
-        }
-    }
-
-    static func request(host: String, port: Int, raw: String) throws -> HTTPAnswer {
-        guard let fd = BlockingSocket.connect(host: host, port: port, configure: { fd in
-            var timeout = timeval(tv_sec: 10, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        }) else { throw POSIXError(.ECONNREFUSED) }
-        defer { close(fd) }
-        let bytes = Array(raw.utf8)
-        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            response.append(contentsOf: buffer[0..<n])
-        }
-        guard let headerEnd = response.firstRange(of: [13, 10, 13, 10]) else { throw POSIXError(.EBADMSG) }
-        let head = String(decoding: response[..<headerEnd.lowerBound], as: UTF8.self)
-        let lines = head.components(separatedBy: "\r\n")
-        let status = lines.first.flatMap { line in line.split(separator: " ").dropFirst().first.flatMap { Int($0) } } ?? 0
-        var contentType: String?
-        var chunked = false
-        for line in lines.dropFirst() {
-            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2 else { continue }
-            if parts[0].lowercased() == "content-type" { contentType = parts[1] }
-            if parts[0].lowercased() == "transfer-encoding", parts[1].lowercased().contains("chunked") { chunked = true }
-        }
-        var body = Array(response[headerEnd.upperBound...])
-        if chunked { body = dechunk(body) }
-        return HTTPAnswer(status: status, contentType: contentType, body: Data(body))
-    }
-
-    static func dechunk(_ bytes: [UInt8]) -> [UInt8] {
-        var output: [UInt8] = []
-        var index = 0
-        while index < bytes.count {
-            guard let lineEnd = bytes[index...].firstRange(of: [13, 10]) else { break }
-            let sizeText = String(decoding: bytes[index..<lineEnd.lowerBound], as: UTF8.self)
-            guard let size = Int(sizeText.split(separator: ";").first ?? "", radix: 16), size > 0 else { break }
-            let start = lineEnd.upperBound
-            output.append(contentsOf: bytes[start..<min(start + size, bytes.count)])
-            index = start + size + 2
-        }
-        return output
+        let answer = try await HTTP.exchange(host: host, port: port,
+                                             "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+        return HTTPAnswer(status: answer.status, contentType: answer.header("content-type"), body: Data(answer.body))
     }
 }
 

@@ -1,0 +1,96 @@
+import Foundation
+import HTTPTypes
+import Testing
+@testable import OddsService
+
+/// Path parameters, query parameters and routes of the REST API (pure; no server).
+@Suite struct RequestTargetTests {
+    func apiError<T>(_ body: () throws -> T) -> APIError? {
+        do {
+            _ = try body()
+            return nil
+        } catch let error as APIError {
+            return error
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    @Test(arguments: [
+        ("MATCH%5F001", "MATCH_001"),
+        ("MATCH_001", "MATCH_001"),
+        ("br.serie-a%3A2026%3Ar38%3Afla-pal", "br.serie-a:2026:r38:fla-pal"),
+        ("br.serie-a:2026:r38:fla-pal", "br.serie-a:2026:r38:fla-pal"),
+        ("a%3Ab", "a:b"),
+    ])
+    func eventIdsArePercentDecodedThenChecked(segment: String, eventId: String) throws {
+        #expect(try RequestValidation.eventId(segment) == eventId)
+    }
+
+    @Test(arguments: ["%ZZ", "MATCH%5", "bad%20id", "a%2Fb", "%253A", "%00", String(repeating: "x", count: 65), "%C3%A3"])
+    func badOrBadlyEncodedEventIdsAre400(segment: String) {
+        let error = apiError { try RequestValidation.eventId(segment) }
+        #expect(error?.status == .badRequest, "\(segment)")
+        #expect(error?.code == "invalid_event_id", "\(segment)")
+    }
+
+    @Test func queryParametersAreDecodedOnce() throws {
+        let query = try QueryParameters(query: "%6Darket=%31x2&limit=%31%30&note=a+b%2Bc&flag&market=btts")
+        #expect(try query.value("market", code: "invalid_market") == "1x2")  // the first one wins
+        #expect(try query.value("limit", code: "invalid_limit") == "10")
+        #expect(try query.value("note", code: "bad_request") == "a b+c")
+        #expect(try query.value("flag", code: "bad_request") == "")
+        #expect(try query.value("absent", code: "bad_request") == nil)
+        #expect(try QueryParameters(query: nil).value("market", code: "invalid_market") == nil)
+        #expect(try QueryParameters(query: "").value("market", code: "invalid_market") == nil)
+        #expect(try QueryParameters(query: "market=%2531").value("market", code: "invalid_market") == "%31")
+    }
+
+    @Test func malformedEscapesInTheQueryAre400WithTheParametersCode() throws {
+        let query = try QueryParameters(query: "market=%G1&limit=1%")
+        #expect(apiError { try query.value("market", code: "invalid_market") }?.code == "invalid_market")
+        #expect(apiError { try query.value("limit", code: "invalid_limit") }?.code == "invalid_limit")
+        let badName = apiError { try QueryParameters(query: "li%ZZmit=1") }
+        #expect(badName?.status == .badRequest)
+        #expect(badName?.code == "bad_request")
+    }
+
+    @Test func routeTableFindsTheRouteOfAPath() {
+        let table = RouteTable((OddsRESTController.routePaths + [LivePage.path, OddsWebSocketController.path]).map {
+            (template: $0, methods: [.get, .head])
+        })
+        for path in ["/v1/events", "/v1/events/", "/v1/events/MATCH_001/markets", "/v1/events/a%3Ab/odds",
+                     "/v1/events/x/odds/history", "/", "/openapi.yaml", "/ws/odds"] {
+            #expect(table.allowedMethods(for: path) == [.get, .head], "\(path)")
+        }
+        for path in ["/v1", "/v1/events/x", "/v1/events/x/odds/history/more", "/nothing", "/ws/other", "/v1/events/x/y"] {
+            #expect(table.allowedMethods(for: path) == nil, "\(path)")
+        }
+        #expect(RouteTable.allowHeader([.get, .head]) == "GET, HEAD")
+    }
+
+    /// Every public-port path of contracts/openapi.yaml is a route (so it gets 405, not 404).
+    @Test func everyDocumentedPublicPathIsInTheRouteTable() throws {
+        let document = try String(contentsOf: ServiceTestDatabase.repositoryRoot.appendingPathComponent("contracts/openapi.yaml"),
+                                  encoding: .utf8)
+        let paths = document.split(separator: "\n").filter { $0.hasPrefix("  /") && $0.hasSuffix(":") }
+            .map { String($0.dropFirst(2).dropLast()) }
+        #expect(paths.count >= 9)
+        let routes = Set(OddsRESTController.routePaths + [LivePage.path])
+        for path in paths where !["/healthz", "/readyz", "/metrics"].contains(path) {
+            let template = path.replacingOccurrences(of: "{id}", with: ":id")
+            #expect(routes.contains(template), "\(path) is documented but not routed")
+        }
+    }
+
+    @Test(arguments: [
+        ("/v1/%65vents?limit=%31", "/v1/events?limit=%31"),  // the query is decoded later, once
+        ("/v1/events/a%3Ab/odds?market=1x2", "/v1/events/a%3Ab/odds?market=1x2"),
+        ("/ws/%6Fdds?x=%41", "/ws/odds?x=%41"),
+        ("/plain", "/plain"),
+    ])
+    func requestTargetsAreNormalizedBeforeRouting(target: String, normalized: String) {
+        #expect(RequestTargetNormalization.normalizedPath(target) == normalized)
+    }
+}
