@@ -6,7 +6,11 @@
 #
 #   scripts/bench-odds-service.sh                          # 10,000 clients, 2,000 updates/s, 20 s
 #   CONNECTIONS=5000 CLIENT=raw scripts/bench-odds-service.sh
+#   CONNECTIONS=1000 STALLED=10 scripts/bench-odds-service.sh   # latency of the others while 10 peers stall
 #
+# STALLED=N adds N subscribers that stop reading right after subscribing (scripts/
+# ws_stalled_clients.py): the figures are then those of the healthy clients with stalled peers on
+# the same events, and the server's conflation and slow-consumer closes are printed.
 # CLIENT=poll (default): ws-bench's epoll clients, polled every millisecond; CLIENT=raw: NIO
 # event-loop clients woken per frame (see PollingClients.swift for why poll is the default).
 # Clients, publisher and server share this machine's cores, so the figures are floors.
@@ -19,6 +23,7 @@ EVENTS="${EVENTS:-100}"
 RATE="${RATE:-2000}"
 DURATION="${DURATION:-20}"
 CLIENT="${CLIENT:-poll}"
+STALLED="${STALLED:-0}"
 REST_SECONDS="${REST_SECONDS:-10}"
 BIN="$ROOT/.build/release"
 WORK="$(mktemp -d)"
@@ -65,6 +70,13 @@ CLIENTS=$!
 PIDS+=("$CLIENTS")
 for _ in $(seq 1 120); do grep -q 'subscribed' "$WORK/clients.log" && break; sleep 1; done
 grep 'subscribed' "$WORK/clients.log" || { cat "$WORK/clients.log" >&2; exit 1; }
+if ((STALLED > 0)); then
+    python3 scripts/ws_stalled_clients.py --port "$HTTP_PORT" --count "$STALLED" --events "$EVENTS" \
+        --seconds $((DURATION + 30)) >"$WORK/stalled.log" 2>&1 &
+    PIDS+=("$!")
+    for _ in $(seq 1 60); do grep -q 'subscribed' "$WORK/stalled.log" && break; sleep 0.5; done
+    grep 'subscribed' "$WORK/stalled.log" || { cat "$WORK/stalled.log" >&2; exit 1; }
+fi
 service_before=$(cpu_ticks "$SERVICE")
 clients_before=$(cpu_ticks "$CLIENTS")
 # The publisher is its own process so that the clients cannot starve it.
@@ -73,6 +85,11 @@ echo "CPU while publishing: odds-service $(cpu_percent "$service_before" "$(cpu_
      "clients $(cpu_percent "$clients_before" "$(cpu_ticks "$CLIENTS")" "$DURATION") %"
 wait "$CLIENTS" || true
 sed -n '/ws-bench results/,$p' "$WORK/clients.log"
+if ((STALLED > 0)); then
+    metrics=$(curl -sf "localhost:$METRICS_PORT/metrics")
+    echo "stalled peers: $STALLED; server conflated $(awk '/^odds_ws_conflated_total /{print $2}' <<<"$metrics") updates," \
+         "closed $(awk '/^odds_ws_slow_closes_total /{print $2}' <<<"$metrics") slow consumers"
+fi
 
 if command -v wrk >/dev/null; then
     echo "REST GET /v1/events/BENCH_1/odds, keep-alive, $REST_SECONDS s per run:"

@@ -133,6 +133,8 @@ final class FeedHub: Sendable {
         var closedReason: String?
         /// Woken when the last connection ends (graceful shutdown waits for it).
         var idleWaiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
+        /// Woken when a client becomes active (the feed loop sleeps while nobody listens).
+        var clientWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiterID: UInt64 = 0
     }
 
@@ -151,7 +153,7 @@ final class FeedHub: Sendable {
     }
 
     func connect(remoteAddress: String, abortConnection: @escaping @Sendable () -> Void) -> FeedSubscriber {
-        let (subscriber, count) = state.withLock { state in
+        let (subscriber, count, woken) = state.withLock { state in
             state.nextID += 1
             if let reason = state.closedReason {
                 // Shutting down: this client (often a reconnect) gets a close frame and nothing
@@ -159,12 +161,15 @@ final class FeedHub: Sendable {
                 let subscriber = FeedSubscriber(id: state.nextID, remoteAddress: remoteAddress,
                                                 phase: .draining(reason: reason), abortConnection: abortConnection)
                 state.draining[subscriber.id] = subscriber
-                return (subscriber, state.active.count + state.draining.count)
+                return (subscriber, state.active.count + state.draining.count, [CheckedContinuation<Void, Never>]())
             }
             let subscriber = FeedSubscriber(id: state.nextID, remoteAddress: remoteAddress, abortConnection: abortConnection)
             state.active[subscriber.id] = subscriber
-            return (subscriber, state.active.count + state.draining.count)
+            let woken = Array(state.clientWaiters.values)
+            state.clientWaiters.removeAll()
+            return (subscriber, state.active.count + state.draining.count, woken)
         }
+        for waiter in woken { waiter.resume() }
         metrics.connections.record(count)
         logger.info("feed client connected", metadata: ["client": "\(subscriber.id)", "remote": "\(remoteAddress)", "connections": "\(count)"])
         return subscriber
@@ -278,6 +283,28 @@ final class FeedHub: Sendable {
                 return false
             }
             if idle { continuation.resume(returning: true) }
+        }
+    }
+
+    /// Returns once a client is active (at once if one is), or when the task is cancelled: the
+    /// feed loop waits here instead of ticking while nobody listens.
+    func waitForActiveClient() async {
+        let id: UInt64 = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready: Bool = state.withLock { state in
+                    if !state.active.isEmpty || Task.isCancelled { return true }
+                    state.clientWaiters[id] = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { $0.clientWaiters.removeValue(forKey: id) }
+            waiter?.resume()
         }
     }
 

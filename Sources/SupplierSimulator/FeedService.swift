@@ -47,11 +47,14 @@ struct FeedService: Service {
             if nextTick < now - .milliseconds(100) { nextTick = now }  // fell behind: do not spin
             try? await Task.sleep(until: nextTick, clock: clock)
 
-            let elapsed = clock.now - origin
             guard hub.activeCount > 0 else {
+                // Nobody listens: sleep until a client connects (or shutdown), no ticking.
                 pacer.reset()
+                await cancelWhenGracefulShutdown { await hub.waitForActiveClient() }
+                nextTick = clock.now
                 continue
             }
+            let elapsed = clock.now - origin
             if disconnects.isDue(now: elapsed) {
                 let dropped = hub.drainAll(reason: "scheduled disconnect (fault injection)")
                 hub.metrics.forcedDisconnects.increment(by: Int64(dropped))

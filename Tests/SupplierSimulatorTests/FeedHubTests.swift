@@ -132,6 +132,22 @@ struct FeedHubTests {
         #expect(aborted.value == 1)
         #expect(hub.connectionCount == 0)
     }
+
+    @Test("the feed loop's wait for a client ends when one connects, or when it is cancelled")
+    func waitForActiveClient() async throws {
+        let hub = FeedHub(clientBufferCapacity: 10, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let waiting = Task { await hub.waitForActiveClient(); return hub.activeCount }
+        try await Task.sleep(for: .milliseconds(20))
+        _ = hub.connect(remoteAddress: "a", abortConnection: {})
+        #expect(await waiting.value == 1)
+        await hub.waitForActiveClient()  // a client is active: returns at once
+
+        let empty = FeedHub(clientBufferCapacity: 10, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let cancelled = Task { await empty.waitForActiveClient(); return empty.activeCount }
+        try await Task.sleep(for: .milliseconds(20))
+        cancelled.cancel()
+        #expect(await cancelled.value == 0)
+    }
 }
 
 final class LockedCounter: Sendable {
