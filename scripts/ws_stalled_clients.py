@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Stalled WebSocket subscribers for benches: each completes the upgrade with a small receive
-buffer, subscribes to its events, then never reads again (a consumer that stopped keeping up).
+buffer, subscribes to every event BENCH_1..BENCH_E, then never reads again (a consumer that
+stopped keeping up, with the most traffic aimed at it).
 
     ws_stalled_clients.py --port P --count N --events E [--seconds S]
 
-Subscriber i follows BENCH_{i % E + 1}. Runs until --seconds pass (default 60) or it is
-terminated, then closes every socket. Prints one line when all are subscribed.
+Runs until --seconds pass (default 60) or it is terminated, then closes every socket. Prints
+one line when all are subscribed.
 """
 import argparse
 import base64
@@ -29,7 +30,7 @@ def masked_text_frame(text):
     return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-def stalled_client(port, event_id):
+def stalled_client(port, event_ids):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(10)
@@ -45,7 +46,7 @@ def stalled_client(port, event_id):
         head += chunk
     if not head.startswith(b'HTTP/1.1 101'):
         raise RuntimeError(f'upgrade refused: {head.splitlines()[0]!r}')
-    sock.sendall(masked_text_frame(json.dumps({'type': 'subscribe', 'eventId': event_id})))
+    sock.sendall(masked_text_frame(json.dumps({'type': 'subscribe', 'eventIds': event_ids})))
     return sock
 
 
@@ -57,7 +58,8 @@ def main():
     parser.add_argument('--seconds', type=float, default=60)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    sockets = [stalled_client(args.port, f'BENCH_{i % args.events + 1}') for i in range(args.count)]
+    events = [f'BENCH_{i + 1}' for i in range(args.events)]
+    sockets = [stalled_client(args.port, events) for _ in range(args.count)]
     print(f'stalled clients: {len(sockets)} subscribed and no longer reading', flush=True)
     try:
         time.sleep(args.seconds)
