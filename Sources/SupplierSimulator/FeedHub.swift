@@ -132,7 +132,7 @@ final class FeedHub: Sendable {
         /// Set when the supplier shuts down: a client that connects after it is closed at once.
         var closedReason: String?
         /// Woken when the last connection ends (graceful shutdown waits for it).
-        var idleWaiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
+        var idleWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         /// Woken when a client becomes active (the feed loop sleeps while nobody listens).
         var clientWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiterID: UInt64 = 0
@@ -181,14 +181,14 @@ final class FeedHub: Sendable {
         let (wasConnected, count, idle) = state.withLock { state in
             let removed = state.active.removeValue(forKey: subscriber.id) ?? state.draining.removeValue(forKey: subscriber.id)
             let count = state.active.count + state.draining.count
-            var idle: [CheckedContinuation<Bool, Never>] = []
+            var idle: [CheckedContinuation<Void, Never>] = []
             if count == 0 {
                 idle = Array(state.idleWaiters.values)
                 state.idleWaiters.removeAll()
             }
             return (removed != nil, count, idle)
         }
-        for waiter in idle { waiter.resume(returning: true) }
+        for waiter in idle { waiter.resume() }
         let unsent = subscriber.stop()
         guard wasConnected else { return }
         if unsent > 0 { metrics.framesUnsent.increment(by: Int64(unsent)) }
@@ -266,44 +266,46 @@ final class FeedHub: Sendable {
     /// Waits until every connection ended, at most `timeout`; true when none is left. Woken by
     /// the last disconnect, not by polling.
     func waitUntilNoConnections(timeout: Duration) async -> Bool {
-        let id: UInt64 = state.withLock { state in
-            state.nextWaiterID += 1
-            return state.nextWaiterID
-        }
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            let waiter = self?.state.withLock { $0.idleWaiters.removeValue(forKey: id) }
-            waiter?.resume(returning: false)
-        }
-        defer { timer.cancel() }
-        return await withCheckedContinuation { continuation in
-            let idle: Bool = state.withLock { state in
-                if state.active.isEmpty && state.draining.isEmpty { return true }
-                state.idleWaiters[id] = continuation
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.wait(in: \.idleWaiters) { $0.active.isEmpty && $0.draining.isEmpty }
+                return !Task.isCancelled
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
                 return false
             }
-            if idle { continuation.resume(returning: true) }
+            let idle = await group.next() ?? false
+            group.cancelAll()
+            return idle
         }
     }
 
     /// Returns once a client is active (at once if one is), or when the task is cancelled: the
     /// feed loop waits here instead of ticking while nobody listens.
     func waitForActiveClient() async {
+        await wait(in: \.clientWaiters) { !$0.active.isEmpty }
+    }
+
+    /// Returns when `ready` holds, checked now and then woken by whoever resumes the waiters in
+    /// `waiters`; cancellation ends the wait.
+    private func wait(in waiters: any WritableKeyPath<State, [UInt64: CheckedContinuation<Void, Never>]> & Sendable,
+                      until ready: @escaping @Sendable (State) -> Bool) async {
         let id: UInt64 = state.withLock { state in
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let ready: Bool = state.withLock { state in
-                    if !state.active.isEmpty || Task.isCancelled { return true }
-                    state.clientWaiters[id] = continuation
+                let now: Bool = state.withLock { state in
+                    if ready(state) || Task.isCancelled { return true }
+                    state[keyPath: waiters][id] = continuation
                     return false
                 }
-                if ready { continuation.resume() }
+                if now { continuation.resume() }
             }
         } onCancel: {
-            let waiter = state.withLock { $0.clientWaiters.removeValue(forKey: id) }
+            let waiter = state.withLock { $0[keyPath: waiters].removeValue(forKey: id) }
             waiter?.resume()
         }
     }

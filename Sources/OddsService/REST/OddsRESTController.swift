@@ -113,12 +113,19 @@ struct OddsRESTController: Sendable {
     let maxEventsPerPage: Int
     let defaultEventsPerPage: Int
 
-    /// Every GET route `addRoutes` adds (the 405 table).
-    static let routePaths = ["/v1/events", "/v1/events/:id/markets", "/v1/events/:id/odds",
-                             "/v1/events/:id/odds/history", "/openapi.yaml"]
+    /// The GET routes `addRoutes` adds, named once for the router and the 405 table.
+    enum Path {
+        static let events = "/v1/events"
+        static let markets = "/v1/events/:id/markets"
+        static let odds = "/v1/events/:id/odds"
+        static let history = "/v1/events/:id/odds/history"
+        static let openAPI = "/openapi.yaml"
+    }
+
+    static let routePaths = [Path.events, Path.markets, Path.odds, Path.history, Path.openAPI]
 
     func addRoutes(to router: Router<BasicRequestContext>) {
-        router.get("/v1/events") { request, _ in
+        router.get(RouterPath(Self.Path.events)) { request, _ in
             try await timed("/v1/events") {
                 let parameters = try QueryParameters(query: request.uri.query)
                 let limit = try RequestValidation.limit(parameters.value("limit", code: "invalid_limit"),
@@ -126,7 +133,7 @@ struct OddsRESTController: Sendable {
                 return JSONResponse.make(body: EventListResponse(events: try await query.events(limit: limit)))
             }
         }
-        router.get("/v1/events/:id/markets") { _, context in
+        router.get(RouterPath(Self.Path.markets)) { _, context in
             try await timed("/v1/events/{id}/markets") {
                 let eventId = try RequestValidation.eventId(context.parameters.get("id"))
                 let markets = try await query.currentOdds(eventId: eventId)
@@ -136,7 +143,7 @@ struct OddsRESTController: Sendable {
                 }))
             }
         }
-        router.get("/v1/events/:id/odds") { _, context in
+        router.get(RouterPath(Self.Path.odds)) { _, context in
             try await timed("/v1/events/{id}/odds") {
                 let eventId = try RequestValidation.eventId(context.parameters.get("id"))
                 let markets = try await query.currentOdds(eventId: eventId)
@@ -145,7 +152,7 @@ struct OddsRESTController: Sendable {
                     eventId: eventId, homeTeam: newest.homeTeam, awayTeam: newest.awayTeam, markets: markets.map(MarketOdds.init)))
             }
         }
-        router.get("/v1/events/:id/odds/history") { request, context in
+        router.get(RouterPath(Self.Path.history)) { request, context in
             try await timed("/v1/events/{id}/odds/history") {
                 let eventId = try RequestValidation.eventId(context.parameters.get("id"))
                 let parameters = try QueryParameters(query: request.uri.query)
@@ -159,7 +166,7 @@ struct OddsRESTController: Sendable {
                 return JSONResponse.make(body: OddsHistoryResponse(eventId: eventId, market: market, history: history))
             }
         }
-        router.get("/openapi.yaml") { _, _ -> Response in
+        router.get(RouterPath(Self.Path.openAPI)) { _, _ -> Response in
             guard let openAPIDocument else {
                 throw APIError(status: .notFound, code: "not_found", message: "the OpenAPI document is not available")
             }
