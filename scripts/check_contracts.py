@@ -2,14 +2,27 @@
 """Check the wire contracts under contracts/.
 
 What it checks:
-  * contracts/odds-update.v1.schema.json and contracts/ws-protocol.schema.json are valid
-    JSON Schema 2020-12 documents (check_schema).
+  * contracts/odds-update.v1.schema.json, contracts/ws-protocol.schema.json and
+    contracts/feed-protocol.v2.schema.json are valid JSON Schema 2020-12 documents
+    (check_schema), and their relative $refs point at the OddsUpdate schema's $id.
   * every contracts/examples/valid/*.json is a valid OddsUpdate v1 frame;
   * every contracts/examples/invalid/<code>__<description>.json is invalid for exactly one
     reason, and that reason is <code> (the reason codes of the Swift validator);
   * at least one invalid example exists per reason code, and at least 8 valid examples;
   * contracts/examples/ws/{valid,invalid}/*.json against the WebSocket protocol schema;
-  * contracts/asyncapi.yaml and contracts/openapi.yaml parse and their $refs resolve.
+  * contracts/examples/feed/{valid,invalid}/*.json against the supplier feed schema
+    (odds-feed/2): valid ones must pass, invalid ones must fail (the schema, or the rule it
+    cannot express: a snapshot frame's index is at most its markets). The payload string of
+    a valid `snapshot` frame, and of a valid `odds` frame whose file name does not contain
+    `fault`, must be a valid OddsUpdate v1 frame written as the simulator writes it (compact,
+    sorted keys); a valid `odds` example named `*fault*` must carry a payload that is NOT a
+    valid OddsUpdate (it shows fault injection inside a valid envelope). The examples must
+    cover every frame type, every hello recovery kind and every snapshot reason, and there
+    must be at least 8 invalid ones;
+  * contracts/asyncapi.yaml and contracts/openapi.yaml parse and their $refs resolve; every
+    asyncapi message example validates against its message's payload schema (feed frame
+    examples also get the payload check above) and its headers against the message's
+    headers schema.
 
 Numbers are parsed with parse_float=decimal.Decimal (schema and examples) so that
 `multipleOf: 0.001` is exact. NaN/Infinity literals are rejected as malformed JSON, as a
@@ -60,6 +73,12 @@ FIELD_REASONS = {
     "updated_at": "invalid_updated_at",
     "version": "invalid_version",
 }
+
+
+FEED_FRAME_TYPES = ["hello", "odds", "snapshot_start", "snapshot", "snapshot_complete"]
+FEED_RECOVERIES = ["replay", "snapshot", "live"]
+FEED_SNAPSHOT_REASONS = ["requested", "unknown_epoch", "too_old", "ahead"]
+FEED_SCHEMA_FILE = "feed-protocol.v2.schema.json"
 
 
 class MalformedJSON(ValueError):
@@ -271,6 +290,109 @@ def check_ws_examples(root: Path, validator, rep: Report) -> None:
                 rep.ok(rel, kind)
 
 
+def feed_frame_problems(obj, validator) -> list[str]:
+    """Why one parsed supplier feed frame is not a valid odds-feed/2 server frame ([] = valid)."""
+    errors = list(validator.iter_errors(obj))
+    if errors:
+        frame_type = obj.get("type") if isinstance(obj, dict) else None
+        if frame_type in FEED_FRAME_TYPES:
+            # Frames are discriminated by type: the errors of that frame's definition say more
+            # than the oneOf summary.
+            branch = validator.evolve(schema={"$ref": f"{validator.schema['$id']}#/$defs/{frame_type}"})
+            errors = list(branch.iter_errors(obj)) or errors
+        problems = []
+        for err in errors:
+            loc = "/".join(str(p) for p in err.absolute_path) or "<root>"
+            message = err.message if len(err.message) <= 120 else err.message[:117] + "..."
+            problems.append(f"{loc}: {message}")
+        return problems
+    if obj.get("type") == "snapshot" and obj["index"] > obj["markets"]:
+        # JSON Schema cannot compare two members of one object.
+        return [f"index: {obj['index']} is above markets {obj['markets']}"]
+    return []
+
+
+def canonical_odds_text(text: str) -> str:
+    """The text the simulator writes for this OddsUpdate: compact JSON, keys sorted."""
+    return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def feed_payload_problem(frame: dict, name: str, odds_validator) -> tuple[str | None, str]:
+    """Check the OddsUpdate text inside a valid feed frame. Returns (problem, note)."""
+    frame_type = frame.get("type")
+    if frame_type not in ("odds", "snapshot"):
+        return None, ""
+    payload = frame["payload"]
+    reasons, details = frame_reasons(payload.encode("utf-8"), odds_validator)
+    if frame_type == "odds" and "fault" in name:
+        if not reasons:
+            return "a '*fault*' odds example must carry a payload that is not a valid OddsUpdate", ""
+        return None, f"faulty payload: {', '.join(sorted(reasons))}"
+    if reasons:
+        return f"payload is not a valid OddsUpdate v1: {sorted(reasons)}: {'; '.join(details)}", ""
+    if canonical_odds_text(payload) != payload:
+        return "payload is not written as the simulator writes it (compact JSON, sorted keys)", ""
+    return None, "payload valid OddsUpdate v1"
+
+
+def check_feed_examples(root: Path, validator, odds_validator, rep: Report) -> None:
+    ex = root / "contracts" / "examples" / "feed"
+    seen_types: set[str] = set()
+    seen_recoveries: set[str] = set()
+    seen_reasons: set[str] = set()
+    seen_fault = False
+    invalid_count = 0
+    for kind in ("valid", "invalid"):
+        for path in sorted((ex / kind).glob("*.json")):
+            rel = f"examples/feed/{kind}/{path.name}"
+            try:
+                obj = load_json_file(path)
+            except MalformedJSON as exc:
+                if kind == "invalid":
+                    invalid_count += 1
+                    rep.ok(rel, "invalid: malformed JSON")
+                else:
+                    rep.fail(rel, f"not valid JSON: {exc}")
+                continue
+            problems = feed_frame_problems(obj, validator)
+            if kind == "invalid":
+                invalid_count += 1
+                if problems:
+                    rep.ok(rel, f"invalid: {problems[0]}")
+                else:
+                    rep.fail(rel, "expected invalid, but it is valid")
+                continue
+            if problems:
+                rep.fail(rel, f"expected valid: {'; '.join(problems)}")
+                continue
+            problem, note = feed_payload_problem(obj, path.stem, odds_validator)
+            if problem:
+                rep.fail(rel, problem)
+                continue
+            seen_types.add(obj["type"])
+            if obj["type"] == "hello":
+                seen_recoveries.add(obj["recovery"])
+                if "reason" in obj:
+                    seen_reasons.add(obj["reason"])
+            if obj["type"] == "odds" and "fault" in path.stem:
+                seen_fault = True
+            rep.ok(rel, "valid" + (f"; {note}" if note else ""))
+
+    missing = [f"frame type {t}" for t in FEED_FRAME_TYPES if t not in seen_types]
+    missing += [f"hello recovery {r}" for r in FEED_RECOVERIES if r not in seen_recoveries]
+    missing += [f"hello reason {r}" for r in FEED_SNAPSHOT_REASONS if r not in seen_reasons]
+    if not seen_fault:
+        missing.append("odds frame with a faulty payload (*fault*)")
+    if missing:
+        rep.fail("examples/feed/valid", f"no valid example for: {', '.join(missing)}")
+    else:
+        rep.ok("examples/feed/valid", "every frame type, recovery kind and snapshot reason covered")
+    if invalid_count >= 8:
+        rep.ok("examples/feed/invalid", f"{invalid_count} files")
+    else:
+        rep.fail("examples/feed/invalid", f"need at least 8 invalid examples, found {invalid_count}")
+
+
 def _resolve_pointer(doc, pointer: str):
     node = doc
     if pointer in ("", "/"):
@@ -307,22 +429,45 @@ def _decimalize(node):
     return node
 
 
-def check_asyncapi_examples(doc: dict, base_uri: str, registry, cls, rep: Report, rel: str) -> None:
-    """Validate every message example payload against that message's payload schema."""
+def check_asyncapi_examples(doc: dict, base_uri: str, registry, cls, rep: Report, rel: str,
+                            odds_validator=None) -> None:
+    """Validate every message example payload against that message's payload schema; the
+    examples of supplier feed messages also get the feed payload check."""
     registry = registry.with_resource(base_uri, Resource.from_contents(_decimalize(doc), DRAFT202012))
     messages = (doc.get("components") or {}).get("messages") or {}
     for name, msg in messages.items():
         for i, example in enumerate(msg.get("examples") or []):
+            what = f"{rel} example {name}[{example.get('name', i)}]"
+            if "headers" in example:
+                if "headers" not in msg:
+                    rep.fail(f"{what} headers", "example has headers, the message defines none")
+                else:
+                    schema = {"$ref": f"{base_uri}#/components/messages/{name}/headers"}
+                    errors = list(cls(schema, format_checker=FormatChecker(), registry=registry)
+                                  .iter_errors(_decimalize(example["headers"])))
+                    if errors:
+                        rep.fail(f"{what} headers", jsonschema.exceptions.best_match(errors).message)
+                    else:
+                        rep.ok(f"{what} headers", "headers valid")
             if "payload" not in example:
                 continue
-            what = f"{rel} example {name}[{example.get('name', i)}]"
             schema = {"$ref": f"{base_uri}#/components/messages/{name}/payload"}
             errors = list(cls(schema, format_checker=FormatChecker(), registry=registry)
                           .iter_errors(_decimalize(example["payload"])))
             if errors:
                 rep.fail(what, jsonschema.exceptions.best_match(errors).message)
-            else:
-                rep.ok(what, "payload valid")
+                continue
+            payload_ref = (msg.get("payload") or {}).get("$ref", "")
+            if odds_validator is not None and FEED_SCHEMA_FILE in payload_ref:
+                problem, note = feed_payload_problem(example["payload"], str(example.get("name", "")),
+                                                     odds_validator)
+                if problem:
+                    rep.fail(what, problem)
+                    continue
+                if note:
+                    rep.ok(what, f"payload valid; {note}")
+                    continue
+            rep.ok(what, "payload valid")
 
 
 def check_yaml_doc(root: Path, rel: str, rep: Report, kind: str, expect: dict):
@@ -389,6 +534,12 @@ def main() -> int:
                                     "odds-update.v1.schema.json")
     ws_path = root / "contracts" / "ws-protocol.schema.json"
     ws_schema = check_schema_file(ws_path, rep, "ws-protocol.schema.json") if ws_path.exists() else None
+    feed_path = root / "contracts" / FEED_SCHEMA_FILE
+    if feed_path.exists():
+        feed_schema = check_schema_file(feed_path, rep, FEED_SCHEMA_FILE)
+    else:
+        feed_schema = None
+        rep.fail(FEED_SCHEMA_FILE, "missing")
 
     cls = make_validator_class()
     registry = None
@@ -396,23 +547,32 @@ def main() -> int:
         resources = [(odds_schema["$id"], Resource.from_contents(odds_schema, DRAFT202012))]
         if ws_schema is not None:
             resources.append((ws_schema["$id"], Resource.from_contents(ws_schema, DRAFT202012)))
+        if feed_schema is not None:
+            resources.append((feed_schema["$id"], Resource.from_contents(feed_schema, DRAFT202012)))
         registry = Registry().with_resources(resources)
-        check_odds_examples(root, cls(odds_schema, format_checker=fc, registry=registry), rep)
+        odds_validator = cls(odds_schema, format_checker=fc, registry=registry)
+        check_odds_examples(root, odds_validator, rep)
         if ws_schema is not None:
             # the relative $ref must point at the OddsUpdate schema's $id
             ref_target = urljoin(ws_schema["$id"], "odds-update.v1.schema.json")
             if ref_target != odds_schema["$id"]:
                 rep.fail("ws-protocol.schema.json", f"$ref base {ref_target} != {odds_schema['$id']}")
             check_ws_examples(root, cls(ws_schema, format_checker=fc, registry=registry), rep)
+        if feed_schema is not None:
+            ref_target = urljoin(feed_schema["$id"], "odds-update.v1.schema.json")
+            if ref_target != odds_schema["$id"]:
+                rep.fail(FEED_SCHEMA_FILE, f"$ref base {ref_target} != {odds_schema['$id']}")
+            check_feed_examples(root, cls(feed_schema, format_checker=fc, registry=registry),
+                                odds_validator, rep)
 
     asyncapi = check_yaml_doc(root, "asyncapi.yaml", rep, "asyncapi", {
         "version_prefix": "3.",
         "section": "channels",
         "required": ["odds_updates", "odds_updates_dlq", "odds_updates_broadcast", "odds_ws", "supplier_feed"],
     })
-    if asyncapi is not None and registry is not None and ws_schema is not None:
+    if asyncapi is not None and registry is not None and ws_schema is not None and feed_schema is not None:
         base = urljoin(odds_schema["$id"], "asyncapi.yaml")
-        check_asyncapi_examples(asyncapi, base, registry, cls, rep, "asyncapi.yaml")
+        check_asyncapi_examples(asyncapi, base, registry, cls, rep, "asyncapi.yaml", odds_validator)
     if (root / "contracts" / "openapi.yaml").exists():
         check_yaml_doc(root, "openapi.yaml", rep, "openapi", {
             "version_prefix": "3.",

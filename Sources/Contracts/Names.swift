@@ -22,3 +22,19 @@ public enum DeadLetterHeaders {
     public static let originalPartition = "original_partition"
     public static let originalOffset = "original_offset"
 }
+
+/// Kafka header names odds-ingest sets on every message that came from a readable feed frame
+/// (odds-feed/2): where the frame was in the supplier's stream, and how far the topics are
+/// known to be complete.
+public enum FeedHeaders {
+    /// The supplier's epoch (decimal).
+    public static let epoch = "feed-epoch"
+    /// The stream frame's seq (decimal); stream frames only.
+    public static let seq = "feed-seq"
+    /// The snapshot's position seq (decimal); snapshot frames only.
+    public static let snapshot = "feed-snapshot"
+    /// `E:N`: whenever this message is in Kafka, so is every stream frame of epoch E up to seq N
+    /// (itself, or a complete snapshot taken after it). A restarted ingest resumes after the
+    /// greatest of these.
+    public static let resumeAfter = "feed-resume-after"
+}

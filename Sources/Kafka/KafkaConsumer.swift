@@ -73,6 +73,36 @@ public final class KafkaConsumer: Service, Sendable {
     /// Partitions this member currently owns.
     public var assignment: Set<TopicPartition> { core.assignment }
 
+    /// Reads exactly `positions` (each partition from its offset), outside any group: no
+    /// rebalances, nothing to commit. For reading a known range, such as a topic's last messages.
+    public func assign(_ positions: [TopicPartitionOffset]) throws {
+        try core.ensureOpen(context: "assign")
+        let list = PartitionList.make(positions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let code = rd_kafka_assign(client.handle, list)
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(code, context: "assign \(positions.map(\.description).joined(separator: ","))")
+        }
+        core.replaceAssignment(Set(positions.map(\.topicPartition)))
+    }
+
+    /// The partition's first offset still held and the offset the next message will get, as the
+    /// broker says now.
+    public func watermarks(of partition: TopicPartition, timeout: Duration = .seconds(5)) async throws -> (low: Int64, high: Int64) {
+        try core.ensureOpen(context: "query watermarks")
+        let client = self.client
+        let milliseconds = timeout.kafkaMilliseconds
+        return try await opsWorker.run {
+            var low: Int64 = 0
+            var high: Int64 = 0
+            let code = rd_kafka_query_watermark_offsets(client.handle, partition.topic, partition.partition, &low, &high, milliseconds)
+            guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError(code, context: "query watermarks of \(partition)")
+            }
+            return (low, high)
+        }
+    }
+
     /// Returns up to `maxMessages` messages: as soon as at least one is available (plus whatever
     /// else is already fetched), or an empty array after `maxWait`.
     /// - Throws: only for fatal consumer errors or after `close()`; transient broker and network
@@ -241,6 +271,15 @@ final class ConsumerCore: Sendable {
     }
 
     var assignment: Set<TopicPartition> { state.withLock { $0.assignment } }
+
+    /// A manual assignment replaced whatever was assigned.
+    func replaceAssignment(_ partitions: Set<TopicPartition>) {
+        state.withLock { state in
+            state.assignment = partitions
+            state.assignmentVersion += 1
+        }
+    }
+
     /// close() was called (or is running).
     var isClosed: Bool { state.withLock { $0.closing } }
 

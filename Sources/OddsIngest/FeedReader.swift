@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import HummingbirdWSClient
+import Kafka
 import Logging
 import ServiceLifecycle
 import ServiceSupport
@@ -20,11 +21,24 @@ final class FrameCount: Sendable {
     var value: Int { count.load(ordering: .relaxed) }
 }
 
-/// The supplier WebSocket client. Reads one frame at a time: validate, route, hand to the
-/// publisher, and only then read the next — so when the publisher's window is full the socket is
-/// not read and TCP pushes back on the supplier. Every frame read is published or dead-lettered;
-/// the supplier cannot replay, so after a disconnect ingest simply reconnects (exponential
-/// backoff with jitter, capped) and never re-sends anything itself.
+/// The stream position of the last frame this process read (in memory, across reconnects).
+final class LastRead: Sendable {
+    private let position = Mutex<FeedPosition?>(nil)
+    var value: FeedPosition? { position.withLock { $0 } }
+    func set(_ value: FeedPosition) { position.withLock { $0 = value } }
+}
+
+/// The supplier WebSocket client (odds-feed/2). Reads one frame at a time: check its place in
+/// the stream, validate, route, hand to the publisher, and only then read the next — so when the
+/// publisher's window is full the socket is not read and TCP pushes back on the supplier. Every
+/// frame read is published or dead-lettered.
+///
+/// Resuming: before its first connection ingest reads the newest messages of its topics and
+/// asks the supplier to resume after the greatest `feed-resume-after` claim found there (or for
+/// a snapshot when there is none), so a killed ingest loses nothing. On a reconnect within the
+/// same process it resumes after the last frame it read: what it read and Kafka has not
+/// acknowledged yet is still held (and retried) by the publisher. Every connection is retried
+/// with exponential backoff and jitter, capped.
 ///
 /// On graceful shutdown the WebSocket layer sends a close frame; the frames the supplier sent
 /// before its close reply are still read and published, then the loop ends.
@@ -32,11 +46,19 @@ struct FeedReader: Service {
     let url: String
     let router: FrameRouter
     let publisher: KafkaPublisher
+    let progress: FeedProgress
     let status: FeedStatus
     let metrics: IngestMetrics
     let logger: Logger
     let minimumBackoff: Duration
     let maximumBackoff: Duration
+    /// Where the feed's claims are read from at start (`brokers`, the odds and dead-letter topics).
+    let kafkaBrokers: String
+    let resumeTopics: [String]
+    /// Newest messages read per partition to find the greatest claim. The claim grows with every
+    /// message, so the last one of each partition would do; a few more cover retried deliveries
+    /// that landed after newer ones.
+    var resumeTailSize = 64
     /// Largest frame accepted off the socket; larger ones (already far over the contract's
     /// 16 KiB, which are dead-lettered as `oversize`) end the connection.
     var maxFrameSize = 256 * 1024
@@ -46,35 +68,52 @@ struct FeedReader: Service {
     var handshakeTimeout: Duration = .seconds(10)
 
     func run() async throws {
+        guard let kafkaClaim = await claimInKafka() else {
+            logger.info("feed reader stopped before it connected")
+            return
+        }
         var backoff = ReconnectBackoff(minimum: minimumBackoff, maximum: maximumBackoff)
+        let lastRead = LastRead()
         var attempt = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             attempt += 1
             metrics.connectAttempts.increment()
-            logger.info("connecting to supplier", metadata: ["url": "\(url)", "attempt": "\(attempt)"])
+            let (start, source): (FeedStart, String) = if let position = lastRead.value {
+                (.after(position), "memory")
+            } else if let claim = kafkaClaim {
+                (.after(claim), "kafka")
+            } else {
+                (.snapshot, "none")
+            }
+            metrics.resumeSources[source]?.increment()
+            let connectURL = url + (url.contains("?") ? "&" : "?") + start.query
+            logger.info("connecting to supplier", metadata: [
+                "url": "\(connectURL)", "attempt": "\(attempt)", "start": "\(start)", "position_from": "\(source)",
+            ])
             let framesRead = FrameCount()
             do {
                 let closeFrame = try await Deadline.untilStarted(
                     "the supplier's WebSocket handshake", timeout: handshakeTimeout
-                ) { [url, maxFrameSize, status, metrics, logger] handshakeDone in
+                ) { [maxFrameSize, status, metrics, logger] handshakeDone in
                     try await WebSocketClient.connect(
-                        url: url,
+                        url: connectURL,
                         configuration: .init(maxFrameSize: maxFrameSize),
                         logger: Logger(label: "ingest.websocket")
                     ) { inbound, _, _ in
                         handshakeDone()
                         status.set(connected: true)
                         metrics.supplierConnected.record(1)
-                        logger.info("connected to supplier", metadata: ["url": "\(url)"])
+                        logger.info("connected to supplier", metadata: ["url": "\(connectURL)"])
                         defer {
                             status.set(connected: false)
                             metrics.supplierConnected.record(0)
                         }
+                        var session = FeedSession(requested: start)
                         for try await message in inbound.messages(maxSize: maxFrameSize) {
                             framesRead.increment()
                             switch message {
-                            case .text(let text): try await handle(Array(text.utf8))
-                            case .binary(let buffer): try await handle(Array(buffer.readableBytesView))
+                            case .text(let text): try await handle(Array(text.utf8), session: &session, lastRead: lastRead)
+                            case .binary(let buffer): try await handle(Array(buffer.readableBytesView), session: &session, lastRead: lastRead)
                             }
                         }
                     }
@@ -83,12 +122,18 @@ struct FeedReader: Service {
                     "frames_read": "\(framesRead.value)",
                     "close_code": "\(closeFrame.map { "\($0.closeCode)" } ?? "none")",
                     "reason": "\(closeFrame?.reason ?? "")",
+                    "last_position": "\(lastRead.value.map { "\($0)" } ?? "none")",
                 ])
             } catch let unusable as KafkaPublisher.Unusable {
                 // Reading on would lose every frame read: stop, so the process exits non-zero and
                 // its supervisor restarts it with a fresh producer.
                 logger.critical("stopping: frames can no longer be published", metadata: ["error": "\(unusable)"])
                 throw unusable
+            } catch let violation as FeedSession.Violation {
+                metrics.protocolErrors.increment()
+                logger.error("supplier broke the feed protocol; reconnecting to resume after the last frame read", metadata: [
+                    "error": "\(violation)", "last_position": "\(lastRead.value.map { "\($0)" } ?? "none")",
+                ])
             } catch {
                 logger.warning("supplier connection failed", metadata: [
                     "url": "\(url)", "attempt": "\(attempt)", "frames_read": "\(framesRead.value)",
@@ -108,10 +153,99 @@ struct FeedReader: Service {
         logger.info("feed reader stopped")
     }
 
-    /// One frame: count, validate, route, publish (waiting while the window is full).
-    private func handle(_ frame: [UInt8]) async throws {
+    /// The greatest claim in the newest messages of the topics, retried until Kafka answers;
+    /// `.some(nil)` when Kafka holds none, nil when shutdown came first.
+    private func claimInKafka() async -> FeedPosition?? {
+        var backoff = ReconnectBackoff(minimum: minimumBackoff, maximum: maximumBackoff)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let messages = try await KafkaTail.lastMessages(
+                    brokers: kafkaBrokers, topics: resumeTopics, perPartition: resumeTailSize,
+                    timeout: .seconds(10), logger: Logger(label: "ingest.kafka.resume"))
+                let claim = ResumePoint.greatestClaim(in: messages)
+                progress.reset(claim: claim)
+                if let claim {
+                    metrics.claimSeq.record(Int(claim.seq))
+                    logger.notice("resuming the feed after the position Kafka is known to hold", metadata: [
+                        "after": "\(claim)", "messages_inspected": "\(messages.count)", "topics": "\(resumeTopics.joined(separator: ","))",
+                    ])
+                } else {
+                    logger.notice("no feed position in Kafka (a first start, or a feed without positions); asking for a snapshot", metadata: [
+                        "messages_inspected": "\(messages.count)",
+                    ])
+                }
+                return .some(claim)
+            } catch {
+                let delay = backoff.nextDelay()
+                logger.warning("cannot read the feed position from Kafka yet; the supplier is not read until it can be", metadata: [
+                    "error": "\(error)", "retry_ms": "\(Int(delay / .milliseconds(1)))",
+                ])
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+            }
+        }
+        return nil
+    }
+
+    /// One frame: its place in the stream, then validate, route, publish (waiting while the
+    /// window is full).
+    private func handle(_ bytes: [UInt8], session: inout FeedSession, lastRead: LastRead) async throws {
+        let frame: FeedFrame
+        do {
+            frame = try FeedFrame.parse(bytes)
+        } catch {
+            metrics.received.increment()
+            metrics.unreadable.increment()
+            session.noteUnreadable()
+            logger.warning("unreadable feed frame sent to the dead-letter topic", metadata: [
+                "error": "\(error)", "frame": "\(String(decoding: bytes.prefix(200), as: UTF8.self))",
+            ])
+            try await publisher.publish(router.routeUnreadable(bytes, error: error), ticket: progress.add(claim: nil))
+            return
+        }
+        switch try session.accept(frame) {
+        case .hello(let hello):
+            metrics.feedStarts[hello.recovery]?.increment()
+            if let reason = hello.reason { metrics.snapshots[reason]?.increment() }
+            logger.notice("supplier answered", metadata: [
+                "recovery": "\(hello.recovery.rawValue)", "reason": "\(hello.reason?.rawValue ?? "")",
+                "asked_after": "\(hello.after.map { "\($0)" } ?? "")", "supplier_position": "\(hello.position)",
+                "replay_log_first_seq": "\(hello.replayLogFirstSeq.map { "\($0)" } ?? "")",
+                "frames_to_replay": "\(hello.recovery == .replay ? "\(hello.position.seq - (hello.after?.seq ?? hello.position.seq))" : "0")",
+            ])
+        case .snapshotStart(let position, let markets):
+            logger.info("snapshot started", metadata: ["position": "\(position)", "markets": "\(markets)"])
+        case .stream(let position, let payload, let replayed):
+            if replayed { metrics.framesReplayed.increment() }
+            var headers = [
+                KafkaHeader(key: FeedHeaders.epoch, value: String(position.epoch)),
+                KafkaHeader(key: FeedHeaders.seq, value: String(position.seq)),
+            ]
+            try await publish(payload, headers: &headers, claim: position)
+            lastRead.set(position)
+            metrics.feedSeq.record(Int(position.seq))
+        case .snapshotMarket(let position, let payload):
+            metrics.snapshotFrames.increment()
+            var headers = [
+                KafkaHeader(key: FeedHeaders.epoch, value: String(position.epoch)),
+                KafkaHeader(key: FeedHeaders.snapshot, value: String(position.seq)),
+            ]
+            try await publish(payload, headers: &headers, claim: nil)
+        case .snapshotComplete(let position):
+            // No message of its own: done once every snapshot frame before it is acknowledged.
+            _ = progress.add(claim: position, done: true)
+            lastRead.set(position)
+            logger.notice("snapshot complete; live frames follow", metadata: ["position": "\(position)"])
+        }
+    }
+
+    /// Validates and publishes one OddsUpdate payload with its feed headers and the current claim.
+    private func publish(_ payload: [UInt8], headers: inout [KafkaHeader], claim: FeedPosition?) async throws {
         metrics.received.increment()
-        let routed = router.route(frame)
+        if let known = progress.claim {
+            headers.append(KafkaHeader(key: FeedHeaders.resumeAfter, value: known.description))
+            metrics.claimSeq.record(Int(known.seq))
+        }
+        let routed = router.route(payload, feedHeaders: headers)
         switch routed {
         case .publish(_, let update):
             let lag = Date().timeIntervalSince1970 - Double(update.updatedAt.millisecondsSinceEpoch) / 1000
@@ -120,9 +254,11 @@ struct FeedReader: Service {
             metrics.invalid[reason.primaryCode]?.increment()
             logger.warning("invalid frame sent to the dead-letter topic", metadata: [
                 "reason": "\(reason.primaryCode.rawValue)", "error": "\(reason)",
-                "frame": "\(String(decoding: frame.prefix(200), as: UTF8.self))",
+                "frame": "\(String(decoding: payload.prefix(200), as: UTF8.self))",
             ])
+        case .unreadable:
+            break
         }
-        try await publisher.publish(routed)
+        try await publisher.publish(routed, ticket: progress.add(claim: claim))
     }
 }

@@ -32,14 +32,16 @@ enum IngestApplication {
                                    logger: Logger(label: "ingest.kafka.admin"))
 
         let window = InFlightWindow(capacity: configuration.maxInFlight)
-        let publisher = KafkaPublisher(producer: producer, window: window, metrics: metrics,
+        let progress = FeedProgress(claim: nil)
+        let publisher = KafkaPublisher(producer: producer, window: window, progress: progress, metrics: metrics,
                                        logger: Logger(label: "ingest.publisher"), drainTimeout: configuration.drainTimeout)
         let status = FeedStatus()
         let reader = FeedReader(
             url: configuration.supplierURL,
             router: FrameRouter(oddsTopic: configuration.oddsTopic, deadLetterTopic: configuration.deadLetterTopic),
-            publisher: publisher, status: status, metrics: metrics, logger: Logger(label: "ingest.feed"),
-            minimumBackoff: configuration.reconnectMinimum, maximumBackoff: configuration.reconnectMaximum)
+            publisher: publisher, progress: progress, status: status, metrics: metrics, logger: Logger(label: "ingest.feed"),
+            minimumBackoff: configuration.reconnectMinimum, maximumBackoff: configuration.reconnectMaximum,
+            kafkaBrokers: configuration.kafkaBrokers, resumeTopics: [configuration.oddsTopic, configuration.deadLetterTopic])
 
         let operations = OperationsServer.application(
             host: configuration.host, port: configuration.metricsPort, registry: registry,

@@ -15,6 +15,23 @@ struct IngestMetrics: Sendable {
     let deliveryFailures = Counter(label: "odds_ingest_delivery_failures_total")
     let invalid: [ValidationCode: Counter]
     let deadLettered: [ValidationCode: Counter]
+    /// Frames that were not odds-feed/2 frames at all, read / acknowledged on the DLQ.
+    let unreadable = Counter(label: "odds_invalid_total", dimensions: [("reason", InvalidFeedFrame.code)])
+    let unreadableDeadLettered = Counter(label: "odds_dlq_total", dimensions: [("stage", "ingest"), ("reason", InvalidFeedFrame.code)])
+    /// Connections by what the supplier answered: replay, snapshot or live.
+    let feedStarts: [FeedRecovery: Counter]
+    /// Snapshots read, by the supplier's reason.
+    let snapshots: [SnapshotReason: Counter]
+    let framesReplayed = Counter(label: "odds_ingest_frames_replayed_total")
+    let snapshotFrames = Counter(label: "odds_ingest_snapshot_frames_total")
+    /// Connections ended because the supplier broke the feed protocol (out of sequence, ...).
+    let protocolErrors = Counter(label: "odds_ingest_feed_protocol_errors_total")
+    /// Where each connection asked to start: `kafka` (a claim found at start), `memory` (after
+    /// the last frame this process read), `none` (nothing known: snapshot).
+    let resumeSources: [String: Counter]
+    /// Seq of the last stream frame read, and of the position Kafka is known to hold.
+    let feedSeq = Gauge(label: "odds_ingest_feed_seq")
+    let claimSeq = Gauge(label: "odds_ingest_kafka_complete_through_seq")
 
     init() {
         var invalid: [ValidationCode: Counter] = [:]
@@ -25,5 +42,20 @@ struct IngestMetrics: Sendable {
         }
         self.invalid = invalid
         self.deadLettered = deadLettered
+        var feedStarts: [FeedRecovery: Counter] = [:]
+        for recovery in FeedRecovery.allCases {
+            feedStarts[recovery] = Counter(label: "odds_ingest_feed_starts_total", dimensions: [("recovery", recovery.rawValue)])
+        }
+        self.feedStarts = feedStarts
+        var snapshots: [SnapshotReason: Counter] = [:]
+        for reason in SnapshotReason.allCases {
+            snapshots[reason] = Counter(label: "odds_ingest_snapshots_total", dimensions: [("reason", reason.rawValue)])
+        }
+        self.snapshots = snapshots
+        var resumeSources: [String: Counter] = [:]
+        for source in ["kafka", "memory", "none"] {
+            resumeSources[source] = Counter(label: "odds_ingest_resume_source_total", dimensions: [("source", source)])
+        }
+        self.resumeSources = resumeSources
     }
 }

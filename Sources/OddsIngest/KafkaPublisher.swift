@@ -16,6 +16,8 @@ import Synchronization
 final class KafkaPublisher: Service, Sendable {
     private struct Pending: Sendable {
         let routed: RoutedFrame
+        /// The frame's entry in `progress`, marked done once Kafka acknowledges it.
+        let ticket: ResumeTracker.Ticket?
         let firstAttempt: ContinuousClock.Instant
         var attempts: Int
     }
@@ -38,6 +40,8 @@ final class KafkaPublisher: Service, Sendable {
 
     let producer: KafkaProducer
     let window: InFlightWindow
+    /// How far Kafka holds the feed (the reader stamps it on every message).
+    let progress: FeedProgress
     let metrics: IngestMetrics
     let logger: Logger
     let drainTimeout: Duration
@@ -47,10 +51,11 @@ final class KafkaPublisher: Service, Sendable {
     private let retries: AsyncStream<Pending>
     private let retryQueue: AsyncStream<Pending>.Continuation
 
-    init(producer: KafkaProducer, window: InFlightWindow, metrics: IngestMetrics, logger: Logger,
+    init(producer: KafkaProducer, window: InFlightWindow, progress: FeedProgress, metrics: IngestMetrics, logger: Logger,
          drainTimeout: Duration = .seconds(30), stallThreshold: Duration = .seconds(5)) {
         self.producer = producer
         self.window = window
+        self.progress = progress
         self.metrics = metrics
         self.logger = logger
         self.drainTimeout = drainTimeout
@@ -62,12 +67,12 @@ final class KafkaPublisher: Service, Sendable {
     /// Hands `routed` to Kafka; returns once librdkafka holds it (not once it is acknowledged).
     /// Waits while the in-flight window is full. Throws only when the producer is shut down or
     /// the task is cancelled (shutdown), never because Kafka is unavailable.
-    func publish(_ routed: RoutedFrame) async throws {
+    func publish(_ routed: RoutedFrame, ticket: ResumeTracker.Ticket? = nil) async throws {
         if let unusable = state.withLock({ $0.unusable }) { throw unusable }
         try await window.acquire()
         metrics.inFlight.record(window.inFlight)
         do {
-            try await enqueue(Pending(routed: routed, firstAttempt: .now, attempts: 1))
+            try await enqueue(Pending(routed: routed, ticket: ticket, firstAttempt: .now, attempts: 1))
         } catch {
             window.release()
             throw markUnusableIfFatal(error)
@@ -156,7 +161,10 @@ final class KafkaPublisher: Service, Sendable {
             metrics.published.increment()
         case .deadLetter(_, let reason):
             metrics.deadLettered[reason.primaryCode]?.increment()
+        case .unreadable:
+            metrics.unreadableDeadLettered.increment()
         }
+        if let ticket = pending.ticket { progress.markDone(ticket) }
         window.release()
         metrics.inFlight.record(window.inFlight)
     }

@@ -12,6 +12,9 @@ enum FrameKind: String, CaseIterable, Sendable {
     case malformed
     /// JSON that breaks the contract (a bad price).
     case invalid
+    /// Journal only: a market's state before the stream's first frame (what a snapshot sends for
+    /// a market that has not moved yet). Never a stream frame.
+    case initial
 }
 
 /// One frame handed to the connected clients.
@@ -20,6 +23,8 @@ struct EmittedFrame: Sendable, Hashable {
     let text: String
     /// The validation code ingest should reject it with (malformed and invalid frames only).
     let expectedReason: ValidationCode?
+    /// Index of the market in `FeedGenerator.markets` the frame is about.
+    var market: Int?
 }
 
 /// Probabilities of each fault per frame; the rest of the frames are valid.
@@ -72,6 +77,12 @@ struct FeedGenerator: Sendable {
         self.faults = FaultInjector(rates: faults)
     }
 
+    /// Every market's current state as OddsUpdate text, in market order: the snapshot of a feed
+    /// that has not emitted anything yet (each at the version before its first update).
+    func book(at time: Timestamp) -> [String] {
+        markets.map { FrameEncoder.encode($0.update(at: time)) }
+    }
+
     mutating func nextFrames(count: Int, at time: Timestamp) -> [EmittedFrame] {
         var frames: [EmittedFrame] = []
         frames.reserveCapacity(count)
@@ -85,19 +96,19 @@ struct FeedGenerator: Sendable {
         switch kind {
         case .duplicate:
             if let latest = markets[index].history.last {
-                return EmittedFrame(kind: .duplicate, text: latest, expectedReason: nil)
+                return EmittedFrame(kind: .duplicate, text: latest, expectedReason: nil, market: index)
             }
         case .outOfOrder:
             let history = markets[index].history
             if history.count >= 2 {
                 let older = Int(generator.next() % UInt64(history.count - 1))
-                return EmittedFrame(kind: .outOfOrder, text: history[older], expectedReason: nil)
+                return EmittedFrame(kind: .outOfOrder, text: history[older], expectedReason: nil, market: index)
             }
         case .malformed:
             return malformedFrame(market: index, at: time)
         case .invalid:
             return invalidFrame(market: index, at: time)
-        case .valid:
+        case .valid, .initial:
             break
         }
         return validFrame(market: index, at: time)
@@ -107,7 +118,7 @@ struct FeedGenerator: Sendable {
         markets[index].advance(generator: &generator)
         let text = FrameEncoder.encode(markets[index].update(at: time))
         markets[index].remember(text)
-        return EmittedFrame(kind: .valid, text: text, expectedReason: nil)
+        return EmittedFrame(kind: .valid, text: text, expectedReason: nil, market: index)
     }
 
     /// A truncated frame: every proper prefix of a JSON object is malformed JSON.
@@ -115,7 +126,7 @@ struct FeedGenerator: Sendable {
         let whole = FrameEncoder.encode(markets[index].update(at: time))
         // Cut on a character boundary so the text frame stays valid UTF-8.
         let length = 1 + Int(generator.next() % UInt64(whole.count - 1))
-        return EmittedFrame(kind: .malformed, text: String(whole.prefix(length)), expectedReason: .malformedJSON)
+        return EmittedFrame(kind: .malformed, text: String(whole.prefix(length)), expectedReason: .malformedJSON, market: index)
     }
 
     /// The market's current state with one price the contract forbids.
@@ -141,6 +152,6 @@ struct FeedGenerator: Sendable {
             reason = .pricePrecision
         }
         let text = FrameEncoder.encode(markets[index].update(at: time, prices: prices))
-        return EmittedFrame(kind: .invalid, text: text, expectedReason: reason)
+        return EmittedFrame(kind: .invalid, text: text, expectedReason: reason, market: index)
     }
 }

@@ -1,10 +1,13 @@
+import Contracts
 import Logging
 import Synchronization
 
 /// A frame waiting in one client's buffer.
 struct QueuedFrame: Sendable {
     let text: String
-    let kind: FrameKind
+    /// What the frame carries, for the sent-frames metric; nil for protocol frames (hello,
+    /// snapshot) that are not part of the stream.
+    let kind: FrameKind?
 }
 
 /// What a client's writer does next.
@@ -37,20 +40,29 @@ final class FeedSubscriber: Sendable {
     let remoteAddress: String
     /// Closes the TCP connection at once (slow clients, whose writer may be stuck in a write).
     let abortConnection: @Sendable () -> Void
+    /// Room for the frames queued at connect (hello, replay or snapshot) on top of the hub's
+    /// per-client capacity: a long replay is bounded by the replay log, not by the live buffer.
+    let initialAllowance: Int
     private let state = Mutex(State())
 
-    init(id: UInt64, remoteAddress: String, phase: Phase = .active, abortConnection: @escaping @Sendable () -> Void) {
+    init(id: UInt64, remoteAddress: String, phase: Phase = .active, initialFrames: [QueuedFrame] = [],
+         abortConnection: @escaping @Sendable () -> Void) {
         self.id = id
         self.remoteAddress = remoteAddress
         self.abortConnection = abortConnection
-        state.withLock { $0.phase = phase }
+        initialAllowance = initialFrames.count
+        state.withLock { state in
+            state.phase = phase
+            state.queue = initialFrames
+        }
     }
 
     /// Adds `frames` unless that would pass `capacity`; false means the client is too slow.
     func enqueue(_ frames: [QueuedFrame], capacity: Int) -> Bool {
+        let limit = capacity + initialAllowance
         let result: (accepted: Bool, waiter: CheckedContinuation<WriterStep, Never>?, batch: [QueuedFrame]) = state.withLock { state in
             guard state.phase == .active else { return (true, nil, []) }
-            guard state.queue.count + frames.count <= capacity else { return (false, nil, []) }
+            guard state.queue.count + frames.count <= limit else { return (false, nil, []) }
             if let waiter = state.waiter {
                 // The writer is idle: hand it the frames directly.
                 state.waiter = nil
@@ -119,8 +131,13 @@ final class FeedSubscriber: Sendable {
     }
 }
 
-/// Every connected client, and the one place frames enter their buffers (and the journal), so
-/// the journal order is the order every client receives.
+/// Every connected client, and the one place frames enter their buffers (and the journal and
+/// the replay log), so the stream order is the order every client receives.
+///
+/// The hub owns the stream's positions: each stream frame gets the next seq of the hub's epoch.
+/// A client connects asking for live frames, a snapshot, or a resume after a position; the
+/// frames that answer it (hello, then replay or snapshot) are queued in the same critical section
+/// that adds it to the broadcast, so nothing falls between them and the live frames.
 final class FeedHub: Sendable {
     private struct State {
         /// Clients that get new frames.
@@ -128,7 +145,11 @@ final class FeedHub: Sendable {
         /// Clients writing their last frames before closing.
         var draining: [UInt64: FeedSubscriber] = [:]
         var nextID: UInt64 = 0
+        /// Seq of the latest stream frame (0 before the first).
         var sequence: UInt64 = 0
+        var log: ReplayLog
+        /// The latest valid OddsUpdate text of every market, in catalogue order (snapshots).
+        var book: [String]
         /// Set when the supplier shuts down: a client that connects after it is closed at once.
         var closedReason: String?
         /// Woken when the last connection ends (graceful shutdown waits for it).
@@ -138,22 +159,40 @@ final class FeedHub: Sendable {
         var nextWaiterID: UInt64 = 0
     }
 
+    /// How a connect was answered (for the log line and the metrics).
+    struct Recovery: Sendable, Equatable {
+        let hello: FeedHello
+        let replayed: Int
+    }
+
     /// Frames one client may have buffered before it counts as too slow and is disconnected.
     let clientBufferCapacity: Int
+    let epoch: UInt64
+    /// Markets in every snapshot.
+    let marketCount: Int
     let journal: Journal?
     let metrics: SupplierMetrics
     let logger: Logger
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    init(clientBufferCapacity: Int, journal: Journal?, metrics: SupplierMetrics, logger: Logger) {
+    /// - Parameter book: every market's state before the first frame (the snapshot of a stream
+    ///   that has not moved yet).
+    init(epoch: UInt64, book: [String], replayLog: ReplayLog, clientBufferCapacity: Int, journal: Journal?,
+         metrics: SupplierMetrics, logger: Logger) {
+        self.epoch = epoch
+        marketCount = book.count
         self.clientBufferCapacity = clientBufferCapacity
         self.journal = journal
         self.metrics = metrics
         self.logger = logger
+        state = Mutex(State(log: replayLog, book: book))
     }
 
-    func connect(remoteAddress: String, abortConnection: @escaping @Sendable () -> Void) -> FeedSubscriber {
-        let (subscriber, count, woken) = state.withLock { state in
+    /// Adds a client; its first frames (hello, then the replay or snapshot `start` asks for) are
+    /// already queued when this returns.
+    func connect(remoteAddress: String, start: FeedStart = .live, abortConnection: @escaping @Sendable () -> Void) -> FeedSubscriber {
+        let epoch = self.epoch
+        let (subscriber, count, woken, recovery) = state.withLock { state in
             state.nextID += 1
             if let reason = state.closedReason {
                 // Shutting down: this client (often a reconnect) gets a close frame and nothing
@@ -161,18 +200,63 @@ final class FeedHub: Sendable {
                 let subscriber = FeedSubscriber(id: state.nextID, remoteAddress: remoteAddress,
                                                 phase: .draining(reason: reason), abortConnection: abortConnection)
                 state.draining[subscriber.id] = subscriber
-                return (subscriber, state.active.count + state.draining.count, [CheckedContinuation<Void, Never>]())
+                return (subscriber, state.active.count + state.draining.count, [CheckedContinuation<Void, Never>](), Recovery?.none)
             }
-            let subscriber = FeedSubscriber(id: state.nextID, remoteAddress: remoteAddress, abortConnection: abortConnection)
+            state.log.expire(now: .now)
+            let (frames, recovery) = Self.opening(for: start, epoch: epoch, state: state)
+            let subscriber = FeedSubscriber(id: state.nextID, remoteAddress: remoteAddress, initialFrames: frames,
+                                            abortConnection: abortConnection)
             state.active[subscriber.id] = subscriber
             let woken = Array(state.clientWaiters.values)
             state.clientWaiters.removeAll()
-            return (subscriber, state.active.count + state.draining.count, woken)
+            return (subscriber, state.active.count + state.draining.count, woken, Optional(recovery))
         }
         for waiter in woken { waiter.resume() }
         metrics.connections.record(count)
-        logger.info("feed client connected", metadata: ["client": "\(subscriber.id)", "remote": "\(remoteAddress)", "connections": "\(count)"])
+        var metadata: Logger.Metadata = ["client": "\(subscriber.id)", "remote": "\(remoteAddress)", "connections": "\(count)"]
+        if let recovery {
+            metrics.record(recovery, markets: marketCount)
+            metadata["start"] = "\(start)"
+            metadata["recovery"] = "\(recovery.hello.recovery.rawValue)"
+            metadata["position"] = "\(recovery.hello.position)"
+            if let reason = recovery.hello.reason { metadata["snapshot_reason"] = "\(reason.rawValue)" }
+            if recovery.hello.recovery == .replay { metadata["replayed_frames"] = "\(recovery.replayed)" }
+        }
+        logger.info("feed client connected", metadata: metadata)
         return subscriber
+    }
+
+    /// The frames a new client gets before live ones: hello, then what `start` asks for.
+    private static func opening(for start: FeedStart, epoch: UInt64, state: State) -> ([QueuedFrame], Recovery) {
+        let latest = FeedPosition(epoch: epoch, seq: state.sequence)
+        let logFirst = state.log.firstSeq ?? 0
+        func snapshot(_ reason: SnapshotReason, after: FeedPosition?) -> ([QueuedFrame], Recovery) {
+            let hello = FeedHello(position: latest, recovery: .snapshot, reason: reason, after: after, replayLogFirstSeq: logFirst)
+            var frames = [QueuedFrame(text: FeedFrameEncoder.hello(hello), kind: nil)]
+            let markets = state.book.count
+            frames.reserveCapacity(markets + 3)
+            frames.append(QueuedFrame(text: FeedFrameEncoder.snapshotStart(position: latest, markets: markets), kind: nil))
+            for (offset, payload) in state.book.enumerated() {
+                frames.append(QueuedFrame(text: FeedFrameEncoder.snapshot(position: latest, index: offset + 1, markets: markets, payload: payload), kind: nil))
+            }
+            frames.append(QueuedFrame(text: FeedFrameEncoder.snapshotComplete(position: latest, markets: markets), kind: nil))
+            return (frames, Recovery(hello: hello, replayed: 0))
+        }
+        switch start {
+        case .live:
+            let hello = FeedHello(position: latest, recovery: .live, reason: nil, after: nil, replayLogFirstSeq: logFirst)
+            return ([QueuedFrame(text: FeedFrameEncoder.hello(hello), kind: nil)], Recovery(hello: hello, replayed: 0))
+        case .snapshot:
+            return snapshot(.requested, after: nil)
+        case .after(let position):
+            guard position.epoch == epoch else { return snapshot(.unknownEpoch, after: position) }
+            guard position.seq <= state.sequence else { return snapshot(.ahead, after: position) }
+            guard let replay = state.log.frames(after: position.seq, latest: state.sequence) else {
+                return snapshot(.tooOld, after: position)
+            }
+            let hello = FeedHello(position: latest, recovery: .replay, reason: nil, after: position, replayLogFirstSeq: logFirst)
+            return ([QueuedFrame(text: FeedFrameEncoder.hello(hello), kind: nil)] + replay, Recovery(hello: hello, replayed: replay.count))
+        }
     }
 
     /// Forgets `subscriber` and stops its writer. Safe to call twice (a slow client is
@@ -204,24 +288,30 @@ final class FeedHub: Sendable {
     /// Active plus draining clients.
     var connectionCount: Int { state.withLock { $0.active.count + $0.draining.count } }
 
-    /// Journals `frames` and appends them to every active client's buffer. Returns false (and
-    /// journals nothing) when no client is active. A client whose buffer would overflow is
-    /// disconnected on the spot: it cannot keep up, and it must not hold back the others.
+    /// Gives `frames` the next stream positions, journals them, keeps them in the replay log and
+    /// appends them to every active client's buffer. Returns false (and does nothing) when no
+    /// client is active. A client whose buffer would overflow is disconnected on the spot: it
+    /// cannot keep up, and it must not hold back the others.
     @discardableResult
     func broadcast(_ frames: [EmittedFrame]) -> Bool {
         guard !frames.isEmpty else { return true }
-        let queued = frames.map { QueuedFrame(text: $0.text, kind: $0.kind) }
         let capacity = clientBufferCapacity
+        let epoch = self.epoch
+        let now = ContinuousClock.now
         let (delivered, tooSlow): (Bool, [FeedSubscriber]) = state.withLock { state in
             guard !state.active.isEmpty else { return (false, []) }
-            if let journal {
-                for frame in frames {
-                    state.sequence += 1
-                    journal.append(FrameEncoder.journalLine(seq: state.sequence, frame: frame))
-                }
-            } else {
-                state.sequence += UInt64(frames.count)
+            var queued: [QueuedFrame] = []
+            queued.reserveCapacity(frames.count)
+            for frame in frames {
+                state.sequence += 1
+                let position = FeedPosition(epoch: epoch, seq: state.sequence)
+                let entry = QueuedFrame(text: FeedFrameEncoder.odds(position: position, payload: frame.text), kind: frame.kind)
+                queued.append(entry)
+                state.log.append(seq: state.sequence, frame: entry, at: now)
+                if frame.kind == .valid, let market = frame.market { state.book[market] = frame.text }
+                journal?.append(FrameEncoder.journalLine(epoch: epoch, seq: state.sequence, frame: frame))
             }
+            state.log.expire(now: now)
             var tooSlow: [FeedSubscriber] = []
             for subscriber in state.active.values where !subscriber.enqueue(queued, capacity: capacity) {
                 tooSlow.append(subscriber)
@@ -245,6 +335,11 @@ final class FeedHub: Sendable {
             disconnect(subscriber)
         }
         return delivered
+    }
+
+    /// Frames in the replay log and the first seq kept (0 when empty).
+    var replayLogState: (frames: Int, firstSeq: UInt64) {
+        state.withLock { ($0.log.count, $0.log.firstSeq ?? 0) }
     }
 
     /// Moves every active client to draining: each gets the frames already buffered for it, then

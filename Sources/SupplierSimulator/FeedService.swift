@@ -15,7 +15,8 @@ import ServiceLifecycle
 struct FeedService: Service {
     let hub: FeedHub
     let rate: Int
-    let events: [CatalogueEvent]
+    /// The feed's markets and fault decisions; its `book` is the hub's starting snapshot.
+    let generator: FeedGenerator
     let faults: FaultRates
     let seed: UInt64
     let disconnectEvery: Duration?
@@ -27,16 +28,14 @@ struct FeedService: Service {
     var shutdownDrainTimeout: Duration = .seconds(10)
 
     func run() async throws {
-        // Versions continue above any earlier run of the simulator (see FeedGenerator.init).
-        let firstVersion = Timestamp.now().millisecondsSinceEpoch * 1000
-        var generator = FeedGenerator(events: events, faults: faults, seed: seed, firstVersion: firstVersion)
+        var generator = self.generator
         var pacer = RatePacer(rate: Double(rate))
         var disconnects = DisconnectSchedule(period: disconnectEvery)
         let clock = ContinuousClock()
         let origin = clock.now
         var nextTick = origin
         logger.info("feed started", metadata: [
-            "rate": "\(rate)", "events": "\(events.count)", "markets": "\(generator.markets.count)", "seed": "\(seed)",
+            "rate": "\(rate)", "epoch": "\(hub.epoch)", "markets": "\(generator.markets.count)", "seed": "\(seed)",
             "faults": "malformed=\(faults.malformed) invalid=\(faults.invalid) duplicate=\(faults.duplicate) out_of_order=\(faults.outOfOrder)",
             "disconnect_every": "\(disconnectEvery.map { "\($0)" } ?? "off")",
         ])

@@ -43,47 +43,36 @@ enum FrameEncoder {
         "\(price)"
     }
 
-    /// One journal line (without the newline): `{"seq":N,"kind":"...","reason":"...","frame":"..."}`.
-    static func journalLine(seq: UInt64, frame: EmittedFrame) -> String {
-        var line = #"{"seq":"#
-        line.reserveCapacity(frame.text.utf8.count + 80)
+    /// One journal line (without the newline):
+    /// `{"epoch":E,"seq":N,"kind":"...","reason":"...","frame":"..."}`; `frame` is the OddsUpdate
+    /// text (the stream frame's payload). Kind `initial` (seq 0) records a market's state before
+    /// the stream's first frame.
+    static func journalLine(epoch: UInt64, seq: UInt64, frame: EmittedFrame) -> String {
+        journalLine(epoch: epoch, seq: seq, kind: frame.kind.rawValue, reason: frame.expectedReason, text: frame.text)
+    }
+
+    static func journalLine(epoch: UInt64, seq: UInt64, kind: String, reason: ValidationCode?, text: String) -> String {
+        var line = #"{"epoch":"#
+        line.reserveCapacity(text.utf8.count + 100)
+        line += String(epoch)
+        line += #","seq":"#
         line += String(seq)
         line += #","kind":""#
-        line += frame.kind.rawValue
+        line += kind
         line += "\""
-        if let reason = frame.expectedReason {
+        if let reason {
             line += #","reason":""#
             line += reason.rawValue
             line += "\""
         }
         line += #","frame":"#
-        appendQuoted(frame.text, to: &line)
+        appendQuoted(text, to: &line)
         line += "}"
         return line
     }
 
     /// Appends `value` as a JSON string literal.
     static func appendQuoted(_ value: String, to text: inout String) {
-        text += "\""
-        // Fast path: nothing to escape (the usual case).
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            text += value
-        } else {
-            for scalar in value.unicodeScalars {
-                switch scalar {
-                case "\"": text += "\\\""
-                case "\\": text += "\\\\"
-                case "\n": text += "\\n"
-                case "\r": text += "\\r"
-                case "\t": text += "\\t"
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default:
-                    text.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        text += "\""
+        FeedFrameEncoder.appendQuoted(value, to: &text)
     }
 }

@@ -16,7 +16,23 @@ enum SupplierApplication {
         let registry = MetricsSetup.bootstrap()
         let metrics = SupplierMetrics()
         let journal = try configuration.journalPath.map { try Journal(path: $0) }
-        let hub = FeedHub(clientBufferCapacity: configuration.clientBufferCapacity, journal: journal,
+        // A new epoch on every start: this process has none of an earlier run's history. Versions
+        // continue above any earlier run (see FeedGenerator.init).
+        let started = Timestamp.now()
+        let epoch = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        let generator = FeedGenerator(events: Catalogue.events(generatedCount: configuration.generatedEvents),
+                                      faults: configuration.faults, seed: configuration.seed,
+                                      firstVersion: started.millisecondsSinceEpoch * 1000)
+        let book = generator.book(at: started)
+        if let journal {
+            for (market, text) in book.enumerated() {
+                journal.append(FrameEncoder.journalLine(epoch: epoch, seq: 0, frame: EmittedFrame(
+                    kind: .initial, text: text, expectedReason: nil, market: market)))
+            }
+        }
+        let hub = FeedHub(epoch: epoch, book: book,
+                          replayLog: ReplayLog(capacity: configuration.replayFrames, maxAge: configuration.replayMaxAge),
+                          clientBufferCapacity: configuration.clientBufferCapacity, journal: journal,
                           metrics: metrics, logger: Logger(label: "supplier.feed"))
         let desk = ConfirmationDesk(seed: configuration.seed ^ 0xC0FF_EE00)
         let serverReady = ListeningFlag()
@@ -39,8 +55,7 @@ enum SupplierApplication {
             logger: Logger(label: "supplier.operations"))
 
         let feed = FeedService(
-            hub: hub, rate: configuration.rate,
-            events: Catalogue.events(generatedCount: configuration.generatedEvents),
+            hub: hub, rate: configuration.rate, generator: generator,
             faults: configuration.faults, seed: configuration.seed,
             disconnectEvery: configuration.disconnectEvery, logger: Logger(label: "supplier.feed"))
 
@@ -51,7 +66,8 @@ enum SupplierApplication {
             "ws": "ws://\(configuration.host):\(configuration.httpPort)/ws",
             "metrics_port": "\(configuration.metricsPort)",
             "journal": "\(configuration.journalPath ?? "off")",
-            "client_buffer": "\(configuration.clientBufferCapacity)",
+            "client_buffer": "\(configuration.clientBufferCapacity)", "epoch": "\(epoch)",
+            "replay_log": "\(configuration.replayFrames) frames, \(configuration.replayMaxAge)",
         ])
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) },

@@ -17,6 +17,10 @@ struct SupplierConfiguration: Sendable, Equatable {
     var disconnectEvery: Duration?
     /// Frames one client may have buffered before it counts as too slow.
     var clientBufferCapacity = 50_000
+    /// The replay log keeps at most this many stream frames…
+    var replayFrames = 100_000
+    /// …and none older than this.
+    var replayMaxAge: Duration = .seconds(600)
 
     static let rateRange = 1...50_000
 
@@ -51,14 +55,20 @@ struct SupplierConfiguration: Sendable, Equatable {
         let every = try Self.decimal(reader, "SUPPLIER_DISCONNECT_EVERY", range: 0...86_400)
         disconnectEvery = every > 0 ? .milliseconds(Int64((every * 1000).rounded())) : nil
         clientBufferCapacity = try reader.integer("SUPPLIER_CLIENT_BUFFER", default: 50_000, range: 100...10_000_000)
+        replayFrames = try reader.integer("SUPPLIER_REPLAY_FRAMES", default: 100_000, range: 1...10_000_000)
+        let replaySeconds = try Self.decimal(reader, "SUPPLIER_REPLAY_SECONDS", range: 0...86_400, default: 600)
+        guard replaySeconds > 0 else {
+            throw ConfigurationError(key: "SUPPLIER_REPLAY_SECONDS", reason: "must be above 0, got \(replaySeconds)")
+        }
+        replayMaxAge = .milliseconds(Int64((replaySeconds * 1000).rounded()))
     }
 
     static func probability(_ reader: ConfigurationReader, _ key: String) throws -> Double {
         try decimal(reader, key, range: 0...1)
     }
 
-    static func decimal(_ reader: ConfigurationReader, _ key: String, range: ClosedRange<Double>) throws -> Double {
-        guard let text = reader.raw(key) else { return 0 }
+    static func decimal(_ reader: ConfigurationReader, _ key: String, range: ClosedRange<Double>, default defaultValue: Double = 0) throws -> Double {
+        guard let text = reader.raw(key) else { return defaultValue }
         guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value.isFinite else {
             throw ConfigurationError(key: key, reason: "must be a number, got \"\(text)\"")
         }

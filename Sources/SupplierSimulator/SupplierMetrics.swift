@@ -1,3 +1,4 @@
+import Contracts
 import Metrics
 
 /// The supplier's Prometheus metrics (prefix `odds_supplier_`). Counters per frame kind are made
@@ -12,6 +13,12 @@ struct SupplierMetrics: Sendable {
     let slowClientDisconnects = Counter(label: "odds_supplier_slow_client_disconnects_total")
     let forcedDisconnects = Counter(label: "odds_supplier_forced_disconnects_total")
     let confirmations: [String: Counter]
+    /// Connects by what they got: replay, snapshot or live.
+    let recoveries: [FeedRecovery: Counter]
+    /// Snapshots sent, by reason.
+    let snapshots: [SnapshotReason: Counter]
+    let framesReplayed = Counter(label: "odds_supplier_frames_replayed_total")
+    let snapshotFrames = Counter(label: "odds_supplier_snapshot_frames_total")
 
     init() {
         var emitted: [FrameKind: Counter] = [:]
@@ -22,6 +29,16 @@ struct SupplierMetrics: Sendable {
         }
         self.emitted = emitted
         self.sent = sent
+        var recoveries: [FeedRecovery: Counter] = [:]
+        for recovery in FeedRecovery.allCases {
+            recoveries[recovery] = Counter(label: "odds_supplier_feed_starts_total", dimensions: [("recovery", recovery.rawValue)])
+        }
+        self.recoveries = recoveries
+        var snapshots: [SnapshotReason: Counter] = [:]
+        for reason in SnapshotReason.allCases {
+            snapshots[reason] = Counter(label: "odds_supplier_snapshots_total", dimensions: [("reason", reason.rawValue)])
+        }
+        self.snapshots = snapshots
         confirmations = [
             "confirmed": Counter(label: "odds_supplier_confirmations_total", dimensions: [("result", "confirmed")]),
             "rejected": Counter(label: "odds_supplier_confirmations_total", dimensions: [("result", "rejected")]),
@@ -33,7 +50,16 @@ struct SupplierMetrics: Sendable {
     }
 
     func recordSent(_ frames: [QueuedFrame]) {
-        record(frames.map(\.kind), into: sent)
+        record(frames.compactMap(\.kind), into: sent)
+    }
+
+    func record(_ recovery: FeedHub.Recovery, markets: Int) {
+        recoveries[recovery.hello.recovery]?.increment()
+        if let reason = recovery.hello.reason {
+            snapshots[reason]?.increment()
+            snapshotFrames.increment(by: Int64(markets))
+        }
+        if recovery.replayed > 0 { framesReplayed.increment(by: Int64(recovery.replayed)) }
     }
 
     private func record(_ kinds: [FrameKind], into counters: [FrameKind: Counter]) {

@@ -26,10 +26,16 @@ enum SupplierServer {
 
     static func router(hub: FeedHub, desk: ConfirmationDesk, metrics: SupplierMetrics) -> Router<SupplierRequestContext> {
         let router = Router(context: SupplierRequestContext.self)
-        router.ws("/ws") { inbound, outbound, context in
+        router.ws("/ws", shouldUpgrade: { request, _ in
+            // Refused before the upgrade: a client with a bad resume position gets a 400 it can
+            // read, not a connection that closes without a word.
+            _ = try feedStart(of: request)
+            return .upgrade([:])
+        }) { inbound, outbound, context in
             let channel = context.requestContext.channel
+            let start = (try? feedStart(of: context.request)) ?? .snapshot
             let subscriber = hub.connect(
-                remoteAddress: channel.remoteAddress?.description ?? "unknown",
+                remoteAddress: channel.remoteAddress?.description ?? "unknown", start: start,
                 abortConnection: { channel.close(promise: nil) })
             defer { hub.disconnect(subscriber) }
             await serve(subscriber, inbound: inbound, outbound: outbound, metrics: metrics)
@@ -100,9 +106,30 @@ enum SupplierServer {
         }
     }
 
+    /// What a connecting client asks for (`after=E:N`, `start=snapshot|live`; snapshot by default).
+    static func feedStart(of request: Request) throws(FeedRequestRefusal) -> FeedStart {
+        let query = request.uri.queryParameters
+        do {
+            return try FeedStart.parse(after: query[Substring(FeedProtocol.afterParameter)].map(String.init),
+                                       start: query[Substring(FeedProtocol.startParameter)].map(String.init))
+        } catch {
+            throw FeedRequestRefusal(message: error.description)
+        }
+    }
+
     static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Response(status: status, headers: [.contentType: "application/json"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// A feed connect request the supplier cannot serve: answered with 400 and a JSON error.
+struct FeedRequestRefusal: HTTPResponseError {
+    let message: String
+    var status: HTTPResponse.Status { .badRequest }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        SupplierServer.json(status, ["error": ["code": "bad_feed_request", "message": message]])
     }
 }

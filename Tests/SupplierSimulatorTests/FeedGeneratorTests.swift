@@ -112,6 +112,8 @@ struct FeedGeneratorTests {
                 #expect(invalid.primaryCode == expected, "\(frame.text): \(invalid)")
                 if frame.kind == .malformed { #expect(expected == .malformedJSON) }
                 if frame.kind == .invalid { #expect([.priceOutOfRange, .pricePrecision].contains(expected)) }
+            case .initial:
+                Issue.record("the generator emitted a journal-only kind: \(frame.text)")
             }
         }
         // Rates are honoured (duplicates and out-of-order need history, so they may fall a bit short).
@@ -146,13 +148,13 @@ struct FeedGeneratorTests {
         #expect(text.hasPrefix(#"{"away_team":"Vasco\n","event_id":"MATCH_004""#))
         #expect(text.contains(#""odds":{"away":1000.0,"draw":3.3,"home":2.15}"#))
 
-        let line = FrameEncoder.journalLine(seq: 9, frame: EmittedFrame(kind: .invalid, text: text, expectedReason: .priceOutOfRange))
+        let line = FrameEncoder.journalLine(epoch: 3, seq: 9, frame: EmittedFrame(kind: .invalid, text: text, expectedReason: .priceOutOfRange))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         #expect(object["seq"] as? Int == 9)
         #expect(object["kind"] as? String == "invalid")
         #expect(object["reason"] as? String == "price_out_of_range")
         #expect(object["frame"] as? String == text)
-        let plain = FrameEncoder.journalLine(seq: 1, frame: EmittedFrame(kind: .outOfOrder, text: "x", expectedReason: nil))
-        #expect(plain == #"{"seq":1,"kind":"out_of_order","frame":"x"}"#)
+        let plain = FrameEncoder.journalLine(epoch: 3, seq: 1, frame: EmittedFrame(kind: .outOfOrder, text: "x", expectedReason: nil))
+        #expect(plain == #"{"epoch":3,"seq":1,"kind":"out_of_order","frame":"x"}"#)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import Contracts
 import Testing
 @testable import SupplierSimulator
 
@@ -8,6 +9,21 @@ import Testing
 struct FeedHubTests {
     static func frames(_ count: Int, from start: Int = 0) -> [EmittedFrame] {
         (start..<(start + count)).map { EmittedFrame(kind: .valid, text: "frame-\($0)", expectedReason: nil) }
+    }
+
+    static let epoch: UInt64 = 7
+
+    static func hub(capacity: Int, journal: Journal?, replayCapacity: Int = 1_000, book: [String] = ["book-0", "book-1"]) -> FeedHub {
+        FeedHub(epoch: epoch, book: book, replayLog: ReplayLog(capacity: replayCapacity, maxAge: .seconds(600)),
+                clientBufferCapacity: capacity, journal: journal, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+    }
+
+    /// The payloads of the stream frames in `batch` (hello and snapshot frames left out).
+    static func payloads(_ batch: [QueuedFrame]) -> [String] {
+        batch.compactMap { frame in
+            guard case .odds(_, let payload)? = try? FeedFrame.parse(Array(frame.text.utf8)) else { return nil }
+            return String(decoding: payload, as: UTF8.self)
+        }
     }
 
     static func journalPath() -> String {
@@ -19,7 +35,7 @@ struct FeedHubTests {
         let path = Self.journalPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let journal = try Journal(path: path)
-        let hub = FeedHub(clientBufferCapacity: 10, journal: journal, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let hub = Self.hub(capacity: 10, journal: journal)
         #expect(hub.broadcast(Self.frames(3)) == false)
         journal.flush()
         #expect(try String(contentsOfFile: path, encoding: .utf8).isEmpty)
@@ -31,7 +47,7 @@ struct FeedHubTests {
         let path = Self.journalPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let journal = try Journal(path: path)
-        let hub = FeedHub(clientBufferCapacity: 100, journal: journal, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let hub = Self.hub(capacity: 100, journal: journal)
         let first = hub.connect(remoteAddress: "a", abortConnection: {})
         let second = hub.connect(remoteAddress: "b", abortConnection: {})
         #expect(hub.broadcast(Self.frames(3)))
@@ -41,17 +57,17 @@ struct FeedHubTests {
                 Issue.record("expected frames")
                 return
             }
-            #expect(batch.map(\.text) == (0..<5).map { "frame-\($0)" })
+            #expect(Self.payloads(batch) == (0..<5).map { "frame-\($0)" })
         }
         journal.flush()
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 5)
-        #expect(lines[4] == #"{"seq":5,"kind":"valid","frame":"frame-4"}"#)
+        #expect(lines[4] == #"{"epoch":7,"seq":5,"kind":"valid","frame":"frame-4"}"#)
     }
 
     @Test("a client whose buffer would overflow is disconnected; the others carry on")
     func slowClient() async throws {
-        let hub = FeedHub(clientBufferCapacity: 4, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let hub = Self.hub(capacity: 4, journal: nil)
         let aborted = LockedCounter()
         let slow = hub.connect(remoteAddress: "slow", abortConnection: { aborted.increment() })
         let fast = hub.connect(remoteAddress: "fast", abortConnection: {})
@@ -64,12 +80,12 @@ struct FeedHubTests {
         #expect(hub.activeCount == 1)
         guard case .stop = await slow.nextStep() else { Issue.record("slow client should stop"); return }
         guard case .write(let next) = await fast.nextStep() else { Issue.record("expected frames"); return }
-        #expect(next.map(\.text) == ["frame-3", "frame-4", "frame-5"])
+        #expect(Self.payloads(next) == ["frame-3", "frame-4", "frame-5"])
     }
 
     @Test("draining hands over what is buffered, then asks for the close; the feed pauses")
     func drainAfterBufferedFrames() async throws {
-        let hub = FeedHub(clientBufferCapacity: 100, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let hub = Self.hub(capacity: 100, journal: nil)
         let subscriber = hub.connect(remoteAddress: "a", abortConnection: {})
         #expect(hub.broadcast(Self.frames(2)))
         #expect(hub.drainAll(reason: "bye") == 1)
@@ -85,13 +101,13 @@ struct FeedHubTests {
 
     @Test("a waiting writer is woken by new frames and by cancellation")
     func writerWakeUps() async throws {
-        let hub = FeedHub(clientBufferCapacity: 100, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let hub = Self.hub(capacity: 100, journal: nil)
         let subscriber = hub.connect(remoteAddress: "a", abortConnection: {})
         async let step = subscriber.nextStep()
         try await Task.sleep(for: .milliseconds(50))
         hub.broadcast(Self.frames(1))
         guard case .write(let batch) = await step else { Issue.record("expected frames"); return }
-        #expect(batch.map(\.text) == ["frame-0"])
+        #expect(Self.payloads(batch) == ["frame-0"])
 
         let waiting = Task { await subscriber.nextStep() }
         try await Task.sleep(for: .milliseconds(50))
@@ -101,7 +117,7 @@ struct FeedHubTests {
 
     @Test("once closed for shutdown, a client that connects is told to close at once, and the last disconnect wakes the drain")
     func closedHubClosesNewClients() async throws {
-        let hub = FeedHub(clientBufferCapacity: 10, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let hub = Self.hub(capacity: 10, journal: nil)
         let early = hub.connect(remoteAddress: "early", abortConnection: {})
         #expect(hub.drainAll(reason: "supplier shutting down", closing: true) == 1)
         let late = hub.connect(remoteAddress: "late", abortConnection: {})
@@ -123,7 +139,7 @@ struct FeedHubTests {
 
     @Test("the drain gives up after its timeout; abortAll closes what is left")
     func drainTimeoutThenAbort() async throws {
-        let hub = FeedHub(clientBufferCapacity: 10, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let hub = Self.hub(capacity: 10, journal: nil)
         let aborted = LockedCounter()
         _ = hub.connect(remoteAddress: "stuck", abortConnection: { aborted.increment() })
         hub.drainAll(reason: "supplier shutting down", closing: true)
@@ -135,14 +151,14 @@ struct FeedHubTests {
 
     @Test("the feed loop's wait for a client ends when one connects, or when it is cancelled")
     func waitForActiveClient() async throws {
-        let hub = FeedHub(clientBufferCapacity: 10, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let hub = Self.hub(capacity: 10, journal: nil)
         let waiting = Task { await hub.waitForActiveClient(); return hub.activeCount }
         try await Task.sleep(for: .milliseconds(20))
         _ = hub.connect(remoteAddress: "a", abortConnection: {})
         #expect(await waiting.value == 1)
         await hub.waitForActiveClient()  // a client is active: returns at once
 
-        let empty = FeedHub(clientBufferCapacity: 10, journal: nil, metrics: SupplierMetrics(), logger: Logger(label: "test"))
+        let empty = Self.hub(capacity: 10, journal: nil)
         let cancelled = Task { await empty.waitForActiveClient(); return empty.activeCount }
         try await Task.sleep(for: .milliseconds(20))
         cancelled.cancel()
