@@ -20,6 +20,8 @@ struct FeedService: Service {
     let faults: FaultRates
     let seed: UInt64
     let disconnectEvery: Duration?
+    /// Stop emitting after this many stream frames (connections stay open); nil = never.
+    var maxFrames: UInt64?
     let logger: Logger
     /// 1 ms: a real feed sends changes as they happen, not in bursts; with 5 ms ticks every
     /// frame of a burst queued behind the others at each stage (p50 5.3 → 4.5 ms end to end at
@@ -61,7 +63,16 @@ struct FeedService: Service {
                 pacer.reset()
                 continue
             }
-            let due = pacer.framesDue(now: elapsed)
+            var due = pacer.framesDue(now: elapsed)
+            if let maxFrames {
+                let left = maxFrames > hub.emittedCount ? Int(min(maxFrames - hub.emittedCount, UInt64(Int.max))) : 0
+                if left == 0 {
+                    logger.notice("emitted the configured maximum of frames; the feed stays connected and quiet", metadata: ["max_frames": "\(maxFrames)"])
+                    try? await gracefulShutdown()
+                    break
+                }
+                due = min(due, left)
+            }
             guard due > 0 else { continue }
             let frames = generator.nextFrames(count: due, at: Timestamp.now())
             if hub.broadcast(frames) {

@@ -57,7 +57,7 @@ enum SupplierApplication {
         let feed = FeedService(
             hub: hub, rate: configuration.rate, generator: generator,
             faults: configuration.faults, seed: configuration.seed,
-            disconnectEvery: configuration.disconnectEvery, logger: Logger(label: "supplier.feed"))
+            disconnectEvery: configuration.disconnectEvery, maxFrames: configuration.maxFrames, logger: Logger(label: "supplier.feed"))
 
         var services: [any Service] = [operations]
         if let journal { services.append(JournalFlusher(journal: journal)) }

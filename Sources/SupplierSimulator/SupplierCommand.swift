@@ -28,6 +28,9 @@ struct SupplierCommand: AsyncParsableCommand {
     @Option(help: "Probability of an older version re-sent (SUPPLIER_FAULT_OUT_OF_ORDER, default 0).") var faultOutOfOrder: String?
     @Option(help: "Close every connection every N seconds, 0 = off (SUPPLIER_DISCONNECT_EVERY, default 0).") var disconnectEvery: String?
     @Option(help: "Frames buffered per client before it is disconnected as too slow (SUPPLIER_CLIENT_BUFFER, default 50000).") var clientBuffer: String?
+    @Option(help: "Stream frames kept for clients that resume (SUPPLIER_REPLAY_FRAMES, default 100000).") var replayFrames: String?
+    @Option(help: "Seconds of stream kept for clients that resume (SUPPLIER_REPLAY_SECONDS, default 600).") var replaySeconds: String?
+    @Option(help: "Stop emitting after this many stream frames, 0 = never (SUPPLIER_MAX_FRAMES, default 0; for tests).") var maxFrames: String?
     @Option(help: "trace|debug|info|notice|warning|error|critical (LOG_LEVEL, default info).") var logLevel: String?
     @Option(help: "json|text (LOG_FORMAT, default json).") var logFormat: String?
 
@@ -38,6 +41,7 @@ struct SupplierCommand: AsyncParsableCommand {
             "SUPPLIER_FAULT_MALFORMED": faultMalformed, "SUPPLIER_FAULT_INVALID": faultInvalid,
             "SUPPLIER_FAULT_DUPLICATE": faultDuplicate, "SUPPLIER_FAULT_OUT_OF_ORDER": faultOutOfOrder,
             "SUPPLIER_DISCONNECT_EVERY": disconnectEvery, "SUPPLIER_CLIENT_BUFFER": clientBuffer,
+            "SUPPLIER_REPLAY_FRAMES": replayFrames, "SUPPLIER_REPLAY_SECONDS": replaySeconds, "SUPPLIER_MAX_FRAMES": maxFrames,
             "LOG_LEVEL": logLevel, "LOG_FORMAT": logFormat,
         ])
         let (logging, supplier) = try ServiceCommand.loadConfiguration(service: "supplier-simulator") {

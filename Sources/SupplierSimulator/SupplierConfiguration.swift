@@ -21,6 +21,9 @@ struct SupplierConfiguration: Sendable, Equatable {
     var replayFrames = 100_000
     /// …and none older than this.
     var replayMaxAge: Duration = .seconds(600)
+    /// The feed stops emitting (connections stay open) after this many stream frames; nil =
+    /// never. Lets a test end the stream on a chosen frame.
+    var maxFrames: UInt64?
 
     static let rateRange = 1...50_000
 
@@ -61,6 +64,8 @@ struct SupplierConfiguration: Sendable, Equatable {
             throw ConfigurationError(key: "SUPPLIER_REPLAY_SECONDS", reason: "must be above 0, got \(replaySeconds)")
         }
         replayMaxAge = .milliseconds(Int64((replaySeconds * 1000).rounded()))
+        let maxFrames = try reader.integer("SUPPLIER_MAX_FRAMES", default: 0, range: 0...Int.max)
+        self.maxFrames = maxFrames > 0 ? UInt64(maxFrames) : nil
     }
 
     static func probability(_ reader: ConfigurationReader, _ key: String) throws -> Double {
