@@ -6,8 +6,9 @@
 #   scripts/bench-feed.sh                       # 20,000/s for 20 s, then 1,000/s for 20 s
 #   RATE=30000 SECONDS_HIGH=30 scripts/bench-feed.sh
 #
-# Zero loss is checked by counting: frames the supplier emitted = frames ingest read = frames
-# Kafka acknowledged = sum of the odds_updates end offsets (kcat -Q). The dev broker keeps only
+# Zero loss is checked by counting: stream frames the supplier emitted + the snapshot ingest
+# starts with = frames ingest read = frames Kafka acknowledged = growth of the odds_updates end
+# offsets (kcat -Q). The dev broker keeps only
 # ~5 MiB per partition, so the topic is counted by its offsets, not by reading it back.
 set -euo pipefail
 
@@ -86,7 +87,7 @@ run_phase() { # run_phase RATE SECONDS LABEL
     # Graceful supplier stop: it writes what is buffered, then closes; ingest publishes it all.
     kill -TERM "$supplier"
     while kill -0 "$supplier" 2>/dev/null; do sleep 0.1; done
-    local emitted received published dlq
+    local emitted received published dlq snapshot
     emitted="$(grep -h 'frames_emitted=' "$WORK/supplier-$label.log" | sed 's/.*frames_emitted=\([0-9]*\).*/\1/' | tail -1)"
     if [ -z "$emitted" ]; then emitted="unknown"; fi
     for _ in $(seq 1 600); do
@@ -96,6 +97,8 @@ run_phase() { # run_phase RATE SECONDS LABEL
         [ "$received" -gt 0 ] && [ "$received" -eq "$((published + dlq))" ] && break
         sleep 0.1
     done
+    # Ingest starts with a snapshot of every market (odds-feed/2), read besides the stream frames.
+    snapshot="$(metric "$ingest_url" odds_ingest_snapshot_frames_total)"
     local topic; topic="$(( $(topic_total) - before_topic ))"
     local ticks; ticks="$(getconf CLK_TCK)"
     local elapsed; elapsed="$(calc "$t1 - $t0")"
@@ -104,13 +107,13 @@ run_phase() { # run_phase RATE SECONDS LABEL
     printf '   ingest CPU: %.0f%% of one core   supplier CPU: %.0f%% of one core\n' \
         "$(calc "100 * ($c1 - $c0) / $ticks / $elapsed")" "$(calc "100 * ($c1s - $c0s) / $ticks / $elapsed")"
     printf '   ingest RSS: %s KiB now, %s KiB peak during the run\n' "$(rss_kib "$ingest")" "$rss_peak"
-    printf '   zero-loss check: supplier emitted %s, ingest read %s, Kafka acknowledged %s (+%s DLQ), odds_updates grew by %s\n' \
-        "$emitted" "$received" "$published" "$dlq" "$topic"
+    printf '   zero-loss check: supplier emitted %s stream frames (+%s snapshot), ingest read %s, Kafka acknowledged %s (+%s DLQ), odds_updates grew by %s\n' \
+        "$emitted" "$snapshot" "$received" "$published" "$dlq" "$topic"
     local slow; slow="$(grep -c 'feed client too slow' "$WORK/supplier-$label.log" || true)"
     if [ "$slow" -gt 0 ]; then
         echo "   the supplier disconnected ingest $slow time(s) as too slow (its buffer overflowed): ingest could not keep up with this rate"
     fi
-    if [ "$emitted" = "$received" ] && [ "$received" -eq "$((published + dlq))" ] && [ "$topic" -eq "$published" ]; then
+    if [ "$emitted" != unknown ] && [ "$((emitted + snapshot))" -eq "$received" ] && [ "$received" -eq "$((published + dlq))" ] && [ "$topic" -eq "$published" ]; then
         echo "   zero loss: yes"
     else
         echo "   zero loss: NO" ; LOSS=1

@@ -164,14 +164,16 @@ def stage_quantiles(before, after):
 
 
 def journal_newest(path):
-    """Newest version per 'event/market' and the count of valid frames in a supplier journal."""
+    """Newest version per 'event/market' and the count of valid frames in a supplier journal.
+    `initial` lines are each market's state before the stream's first frame (what the snapshot
+    ingest gets from a new supplier carries for a market that has not moved yet)."""
     newest, valid = {}, 0
     with open(path) as f:
         for line in f:
             entry = json.loads(line)
-            if entry.get("kind") != "valid":
+            if entry.get("kind") not in ("valid", "initial"):
                 continue
-            valid += 1
+            valid += entry.get("kind") == "valid"
             frame = entry["frame"]
             if isinstance(frame, str):
                 frame = json.loads(frame)

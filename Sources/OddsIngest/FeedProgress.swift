@@ -29,7 +29,10 @@ struct ResumeTracker: Sendable {
         self.claim = claim
     }
 
-    /// Entries read and not yet folded into the claim (at least one of them is not done).
+    /// Entries read and not yet folded into the claim (at least one of them is not done). Bounded
+    /// by what is read while the oldest unacknowledged frame waits: the in-flight window bounds
+    /// the frames not done, and a frame is retried until delivered, so at most the feed rate
+    /// times the delivery timeout (`KAFKA_DELIVERY_TIMEOUT_MS`) of 17-byte entries.
     var outstanding: Int { entries.count - head }
 
     mutating func add(claim: FeedPosition?, done: Bool = false) -> Ticket {

@@ -298,8 +298,8 @@ final class FeedHub: Sendable {
         let capacity = clientBufferCapacity
         let epoch = self.epoch
         let now = ContinuousClock.now
-        let (delivered, tooSlow): (Bool, [FeedSubscriber]) = state.withLock { state in
-            guard !state.active.isEmpty else { return (false, []) }
+        let (delivered, tooSlow, logFrames, logFirst): (Bool, [FeedSubscriber], Int, UInt64) = state.withLock { state in
+            guard !state.active.isEmpty else { return (false, [], 0, 0) }
             var queued: [QueuedFrame] = []
             queued.reserveCapacity(frames.count)
             for frame in frames {
@@ -321,9 +321,13 @@ final class FeedHub: Sendable {
                 state.active[subscriber.id] = nil
                 state.draining[subscriber.id] = subscriber
             }
-            return (true, tooSlow)
+            return (true, tooSlow, state.log.count, state.log.firstSeq ?? 0)
         }
-        if delivered { metrics.recordEmitted(frames) }
+        if delivered {
+            metrics.recordEmitted(frames)
+            metrics.replayLogFrames.record(logFrames)
+            metrics.replayLogFirstSeq.record(Int(logFirst))
+        }
         for subscriber in tooSlow {
             let buffered = subscriber.bufferedCount
             metrics.slowClientDisconnects.increment()

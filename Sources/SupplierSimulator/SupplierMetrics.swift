@@ -18,6 +18,9 @@ struct SupplierMetrics: Sendable {
     /// Snapshots sent, by reason.
     let snapshots: [SnapshotReason: Counter]
     let framesReplayed = Counter(label: "odds_supplier_frames_replayed_total")
+    /// Stream frames in the replay log, and the seq of the oldest one (0 when empty).
+    let replayLogFrames = Gauge(label: "odds_supplier_replay_log_frames")
+    let replayLogFirstSeq = Gauge(label: "odds_supplier_replay_log_first_seq")
     let snapshotFrames = Counter(label: "odds_supplier_snapshot_frames_total")
 
     init() {
