@@ -52,7 +52,7 @@ topic_total() {
     kcat -b "$BROKERS" -Q "${args[@]}" | awk '{ sum += $NF } END { print sum }'
 }
 
-"$BIN/kafka-dev-broker" --topic odds_updates:12 --topic odds_updates_dlq:1 --address-file "$WORK/kafka.addr" >"$WORK/broker.log" 2>&1 &
+"$BIN/kafka-dev-broker" --topic odds_updates:12 --topic odds_updates_dlq:1 --topic odds_feed_status:1 --address-file "$WORK/kafka.addr" >"$WORK/broker.log" 2>&1 &
 PIDS+=($!); disown $!
 for _ in $(seq 1 100); do [ -s "$WORK/kafka.addr" ] && break; sleep 0.1; done
 BROKERS="$(cat "$WORK/kafka.addr")"

@@ -32,7 +32,7 @@ def main():
     work = tempfile.mkdtemp(prefix="bench-processor-")
     env = dict(os.environ, INFRA_DIR=os.path.join(work, "infra"), REDIS_PORT=str(free_port()),
                POSTGRES_PORT=str(free_port()), KAFKA_DEV_BROKER=os.path.join(BIN, "kafka-dev-broker"),
-               KAFKA_TOPICS=f"odds_updates:{args.partitions} odds_updates_dlq:1")
+               KAFKA_TOPICS=f"odds_updates:{args.partitions} odds_updates_dlq:1 odds_feed_status:1")
     processor = None
     try:
         addresses = infra_up(env)

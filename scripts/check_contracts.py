@@ -75,7 +75,7 @@ FIELD_REASONS = {
 }
 
 
-FEED_FRAME_TYPES = ["hello", "odds", "snapshot_start", "snapshot", "snapshot_complete"]
+FEED_FRAME_TYPES = ["hello", "odds", "snapshot_start", "snapshot", "snapshot_complete", "alive"]
 FEED_RECOVERIES = ["replay", "snapshot", "live"]
 FEED_SNAPSHOT_REASONS = ["requested", "unknown_epoch", "too_old", "ahead"]
 FEED_SCHEMA_FILE = "feed-protocol.v2.schema.json"

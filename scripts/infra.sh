@@ -7,7 +7,7 @@
 #   REDIS_PORT      default 6380 (not 6379, so a system Redis does not collide)
 #   POSTGRES_PORT   default 5433 (not 5432, for the same reason)
 #   KAFKA_DEV_BROKER  path to the kafka-dev-broker executable (default .build/debug/kafka-dev-broker)
-#   KAFKA_TOPICS    topics to pre-create, "name:partitions ..." (default odds_updates:12 odds_updates_dlq:1)
+#   KAFKA_TOPICS    topics to pre-create, "name:partitions ..." (default odds_updates:12 odds_updates_dlq:1 odds_feed_status:1)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +20,7 @@ POSTGRES_USER_NAME="${POSTGRES_USER_NAME:-odds}"
 POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-odds}"
 POSTGRES_DB="${POSTGRES_DB:-odds}"
 KAFKA_DEV_BROKER="${KAFKA_DEV_BROKER:-$ROOT/.build/debug/kafka-dev-broker}"
-KAFKA_TOPICS="${KAFKA_TOPICS:-odds_updates:12 odds_updates_dlq:1}"
+KAFKA_TOPICS="${KAFKA_TOPICS:-odds_updates:12 odds_updates_dlq:1 odds_feed_status:1}"
 
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
 PG_DATA="$INFRA_DIR/postgres/data"

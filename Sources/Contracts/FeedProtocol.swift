@@ -116,6 +116,8 @@ public enum FeedFrame: Sendable, Equatable {
     /// One market's state as of `position` (the snapshot point).
     case snapshot(position: FeedPosition, index: Int, markets: Int, payload: [UInt8])
     case snapshotComplete(position: FeedPosition, markets: Int)
+    /// Sent when the supplier has had nothing else to send for a while; `position` is its latest.
+    case alive(position: FeedPosition)
 
     public struct Invalid: Error, Sendable, Equatable, CustomStringConvertible {
         public let description: String
@@ -149,6 +151,8 @@ public enum FeedFrame: Sendable, Equatable {
             frame = .snapshotComplete(position: try reader.position(minimumSeq: 0), markets: try reader.integer("markets", minimum: 0))
         case "hello":
             frame = .hello(try FeedHello(reading: &reader))
+        case "alive":
+            frame = .alive(position: try reader.position(minimumSeq: 0))
         default:
             throw Invalid(description: "unknown frame type \"\(type.prefix(40))\"")
         }
@@ -163,7 +167,7 @@ public enum FeedFrame: Sendable, Equatable {
         switch self {
         case .hello(let hello): hello.position
         case .odds(let position, _), .snapshotStart(let position, _), .snapshot(let position, _, _, _),
-             .snapshotComplete(let position, _):
+             .snapshotComplete(let position, _), .alive(let position):
             position
         }
     }
@@ -301,6 +305,10 @@ public enum FeedFrameEncoder {
         appendQuoted(payload, to: &text)
         text += "}"
         return text
+    }
+
+    public static func alive(position: FeedPosition) -> String {
+        #"{"type":"alive","epoch":\#(position.epoch),"seq":\#(position.seq)}"#
     }
 
     public static func snapshotComplete(position: FeedPosition, markets: Int) -> String {

@@ -2,12 +2,18 @@
 public enum Topics {
     public static let oddsUpdates = "odds_updates"
     public static let oddsUpdatesDeadLetter = "odds_updates_dlq"
+    /// odds-ingest's feed heartbeats (`FeedHeartbeat`), key = feed id.
+    public static let feedStatus = "odds_feed_status"
 }
 
 public enum RedisKeys {
     public static let broadcastChannel = "odds_updates_broadcast"
     /// Hash of the current odds of one event: field = market, value = OddsUpdate JSON.
     public static func currentOdds(eventId: String) -> String { "odds:current:\(eventId)" }
+    /// Hash of the platform status overlay: field = feed id, value = `FeedStatus` JSON.
+    public static let feedStatus = "odds:feed_status"
+    /// Channel carrying every change of a `FeedStatus` (the same JSON).
+    public static let feedStatusChannel = "odds_feed_status_broadcast"
 }
 
 public enum ConsumerGroups {

@@ -51,7 +51,7 @@ struct KafkaDevBroker: ParsableCommand {
         guard (1...16).contains(brokers) else {
             throw ValidationError("--brokers must be between 1 and 16, got \(brokers)")
         }
-        let requested = try (topics.isEmpty ? ["odds_updates:12", "odds_updates_dlq:1"] : topics)
+        let requested = try (topics.isEmpty ? ["odds_updates:12", "odds_updates_dlq:1", "odds_feed_status:1"] : topics)
             .map(TopicSpec.init(parsing:))
 
         // Block the stop signals before librdkafka starts its threads (they inherit the mask),

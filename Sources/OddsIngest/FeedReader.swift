@@ -48,6 +48,9 @@ struct FeedReader: Service {
     let publisher: KafkaPublisher
     let progress: FeedProgress
     let status: FeedStatus
+    /// What the heartbeats report (moved here: connected, recovering, silent, disconnected).
+    let board: FeedHealthBoard
+    let lastRead: LastRead
     let metrics: IngestMetrics
     let logger: Logger
     let minimumBackoff: Duration
@@ -66,6 +69,9 @@ struct FeedReader: Service {
     /// answer of a server that closed the connection mid-handshake (a supplier shutting down);
     /// past this the attempt is abandoned and ingest reconnects.
     var handshakeTimeout: Duration = .seconds(10)
+    /// A connection that delivers nothing (not even the supplier's alive frames) for this long
+    /// counts as silent: it is closed and ingest reconnects, resuming after the last frame read.
+    var silenceLimit: Duration = .milliseconds(2_500)
 
     func run() async throws {
         guard let kafkaClaim = await claimInKafka() else {
@@ -73,7 +79,7 @@ struct FeedReader: Service {
             return
         }
         var backoff = ReconnectBackoff(minimum: minimumBackoff, maximum: maximumBackoff)
-        let lastRead = LastRead()
+        board.update { $0.disconnected(now: .now()) }
         var attempt = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             attempt += 1
@@ -91,10 +97,11 @@ struct FeedReader: Service {
                 "url": "\(connectURL)", "attempt": "\(attempt)", "start": "\(start)", "position_from": "\(source)",
             ])
             let framesRead = FrameCount()
+            let activity = ActivityWatch("the supplier (no frame, not even alive)", limit: silenceLimit)
             do {
                 let closeFrame = try await Deadline.untilStarted(
-                    "the supplier's WebSocket handshake", timeout: handshakeTimeout
-                ) { [maxFrameSize, status, metrics, logger] handshakeDone in
+                    "the supplier's WebSocket handshake", timeout: handshakeTimeout, idle: activity
+                ) { [maxFrameSize, status, metrics, logger, lastRead] handshakeDone in
                     try await WebSocketClient.connect(
                         url: connectURL,
                         configuration: .init(maxFrameSize: maxFrameSize),
@@ -110,6 +117,7 @@ struct FeedReader: Service {
                         }
                         var session = FeedSession(requested: start)
                         for try await message in inbound.messages(maxSize: maxFrameSize) {
+                            activity.touch()
                             framesRead.increment()
                             switch message {
                             case .text(let text): try await handle(Array(text.utf8), session: &session, lastRead: lastRead)
@@ -129,6 +137,12 @@ struct FeedReader: Service {
                 // its supervisor restarts it with a fresh producer.
                 logger.critical("stopping: frames can no longer be published", metadata: ["error": "\(unusable)"])
                 throw unusable
+            } catch let silence as Deadline.Idle {
+                metrics.silences.increment()
+                board.update { $0.silent(now: .now()) }
+                logger.error("the supplier went silent; reconnecting to resume after the last frame read", metadata: [
+                    "error": "\(silence)", "last_position": "\(lastRead.value.map { "\($0)" } ?? "none")",
+                ])
             } catch let violation as FeedSession.Violation {
                 metrics.protocolErrors.increment()
                 logger.error("supplier broke the feed protocol; reconnecting to resume after the last frame read", metadata: [
@@ -141,6 +155,7 @@ struct FeedReader: Service {
                 ])
             }
             status.set(connected: false)
+            board.update { $0.disconnected(now: .now()) }
             // A connection that delivered frames worked: the next failure starts the backoff anew.
             if framesRead.value > 0 { backoff.reset() }
             guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
@@ -204,6 +219,7 @@ struct FeedReader: Service {
         }
         switch try session.accept(frame) {
         case .hello(let hello):
+            board.update { $0.connected(at: hello.position, now: .now()) }
             metrics.feedStarts[hello.recovery]?.increment()
             if let reason = hello.reason { metrics.snapshots[reason]?.increment() }
             logger.notice("supplier answered", metadata: [
@@ -230,10 +246,13 @@ struct FeedReader: Service {
                 KafkaHeader(key: FeedHeaders.snapshot, value: String(position.seq)),
             ]
             try await publish(payload, headers: &headers, claim: nil)
+        case .alive:
+            break
         case .snapshotComplete(let position):
             // No message of its own: done once every snapshot frame before it is acknowledged.
             _ = progress.add(claim: position, done: true)
             lastRead.set(position)
+            metrics.feedSeq.record(Int(position.seq))
             logger.notice("snapshot complete; live frames follow", metadata: ["position": "\(position)"])
         }
     }
@@ -243,7 +262,6 @@ struct FeedReader: Service {
         metrics.received.increment()
         if let known = progress.claim {
             headers.append(KafkaHeader(key: FeedHeaders.resumeAfter, value: known.description))
-            metrics.claimSeq.record(Int(known.seq))
         }
         let routed = router.route(payload, feedHeaders: headers)
         switch routed {

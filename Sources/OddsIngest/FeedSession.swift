@@ -18,6 +18,8 @@ struct FeedSession: Sendable {
         case snapshotMarket(FeedPosition, payload: [UInt8])
         /// Everything up to `position` is now covered by the snapshot just read.
         case snapshotComplete(FeedPosition)
+        /// The supplier is there and has sent everything up to `position`.
+        case alive(FeedPosition)
     }
 
     private enum Phase: Sendable, Equatable {
@@ -87,6 +89,13 @@ struct FeedSession: Sendable {
             unreadable = 0
             return .stream(position, payload: payload, replayed: position.seq <= replayThrough)
 
+        case (.streaming(let epoch, let nextSeq), .alive(let position)):
+            // Everything up to the supplier's latest position must have arrived already.
+            guard position.epoch == epoch, position.seq + 1 >= nextSeq, position.seq + 1 <= nextSeq + unreadable else {
+                throw Violation(description: "alive at \(position) while the next stream frame expected is \(epoch):\(nextSeq)")
+            }
+            return .alive(position)
+
         default:
             throw Violation(description: "unexpected \(Self.name(of: frame)) frame")
         }
@@ -113,6 +122,7 @@ struct FeedSession: Sendable {
         case .snapshotStart: "snapshot_start"
         case .snapshot: "snapshot"
         case .snapshotComplete: "snapshot_complete"
+        case .alive: "alive"
         }
     }
 }

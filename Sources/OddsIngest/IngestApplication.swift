@@ -36,12 +36,20 @@ enum IngestApplication {
         let publisher = KafkaPublisher(producer: producer, window: window, progress: progress, metrics: metrics,
                                        logger: Logger(label: "ingest.publisher"), drainTimeout: configuration.drainTimeout)
         let status = FeedStatus()
-        let reader = FeedReader(
+        let board = FeedHealthBoard()
+        let lastRead = LastRead()
+        var reader = FeedReader(
             url: configuration.supplierURL,
             router: FrameRouter(oddsTopic: configuration.oddsTopic, deadLetterTopic: configuration.deadLetterTopic),
-            publisher: publisher, progress: progress, status: status, metrics: metrics, logger: Logger(label: "ingest.feed"),
+            publisher: publisher, progress: progress, status: status, board: board, lastRead: lastRead,
+            metrics: metrics, logger: Logger(label: "ingest.feed"),
             minimumBackoff: configuration.reconnectMinimum, maximumBackoff: configuration.reconnectMaximum,
             kafkaBrokers: configuration.kafkaBrokers, resumeTopics: [configuration.oddsTopic, configuration.deadLetterTopic])
+        reader.silenceLimit = configuration.silenceLimit
+        let heartbeats = FeedHeartbeats(
+            feed: configuration.feedID, instance: "\(ProcessInfo.processInfo.hostName):\(getpid())",
+            topic: configuration.feedStatusTopic, producer: producer, board: board, progress: progress,
+            lastRead: lastRead, metrics: metrics, logger: Logger(label: "ingest.heartbeats"), interval: configuration.heartbeatInterval)
 
         let operations = OperationsServer.application(
             host: configuration.host, port: configuration.metricsPort, registry: registry,
@@ -57,9 +65,10 @@ enum IngestApplication {
             "supplier": "\(configuration.supplierURL)", "kafka": "\(configuration.kafkaBrokers)",
             "topic": "\(configuration.oddsTopic)", "dlq": "\(configuration.deadLetterTopic)",
             "max_in_flight": "\(configuration.maxInFlight)", "metrics_port": "\(configuration.metricsPort)",
+            "feed": "\(configuration.feedID)", "feed_status_topic": "\(configuration.feedStatusTopic)",
         ])
         var groupConfiguration = ServiceGroupConfiguration(
-            services: ([operations, producer, publisher, reader] as [any Service]).map { .init(service: $0) },
+            services: ([operations, producer, heartbeats, publisher, reader] as [any Service]).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // Room for the publisher's drain plus the producer's flush, then cancel.

@@ -19,6 +19,12 @@ struct IngestConfiguration: Sendable, Equatable {
     var kafkaDeliveryTimeout: Duration = .seconds(300)
     /// How long a graceful shutdown waits for Kafka to acknowledge what was read.
     var drainTimeout: Duration = .seconds(30)
+    /// The feed's id in heartbeats and the platform's status overlay: the `source` of its updates.
+    var feedID = "supplier-simulator"
+    var feedStatusTopic = Topics.feedStatus
+    var heartbeatInterval: Duration = .seconds(1)
+    /// No frame (not even alive) for this long: the supplier counts as silent.
+    var silenceLimit: Duration = .milliseconds(2_500)
 
     init() {}
 
@@ -42,6 +48,16 @@ struct IngestConfiguration: Sendable, Equatable {
         kafkaLinger = try reader.milliseconds("KAFKA_LINGER_MS", default: 0, range: 0...1_000)
         kafkaDeliveryTimeout = try reader.milliseconds("KAFKA_DELIVERY_TIMEOUT_MS", default: 300_000, range: 10_000...3_600_000)
         drainTimeout = try reader.milliseconds("INGEST_DRAIN_TIMEOUT_MS", default: 30_000, range: 0...600_000)
+        feedID = reader.string("INGEST_FEED_ID", default: "supplier-simulator")
+        guard !feedID.isEmpty, feedID.utf8.count <= 64 else {
+            throw ConfigurationError(key: "INGEST_FEED_ID", reason: "must be 1 to 64 characters, got \(feedID.utf8.count)")
+        }
+        feedStatusTopic = try Self.topic(reader, "KAFKA_TOPIC_FEED_STATUS", default: Topics.feedStatus)
+        if [oddsTopic, deadLetterTopic].contains(feedStatusTopic) {
+            throw ConfigurationError(key: "KAFKA_TOPIC_FEED_STATUS", reason: "must differ from the odds and dead-letter topics")
+        }
+        heartbeatInterval = try reader.milliseconds("INGEST_HEARTBEAT_MS", default: 1_000, range: 50...60_000)
+        silenceLimit = try reader.milliseconds("INGEST_FEED_SILENT_MS", default: 2_500, range: 100...600_000)
     }
 
     /// Kafka's legal topic names: 1–249 of [A-Za-z0-9._-].

@@ -32,6 +32,19 @@ struct IngestMetrics: Sendable {
     /// Seq of the last stream frame read, and of the position Kafka is known to hold.
     let feedSeq = Gauge(label: "odds_ingest_feed_seq")
     let claimSeq = Gauge(label: "odds_ingest_kafka_complete_through_seq")
+    /// Feed heartbeats delivered to / lost on the way to Kafka, and skipped because the previous
+    /// one was not answered yet.
+    let heartbeatsSent = Counter(label: "odds_ingest_heartbeats_total", dimensions: [("result", "sent")])
+    let heartbeatFailures = Counter(label: "odds_ingest_heartbeats_total", dimensions: [("result", "failed")])
+    let heartbeatsSkipped = Counter(label: "odds_ingest_heartbeats_total", dimensions: [("result", "skipped")])
+    /// Connections ended because the supplier went silent (no frame, not even alive).
+    let silences = Counter(label: "odds_ingest_feed_silences_total")
+    /// 1 for the state ingest reports now (up, recovering, down), 0 for the others.
+    let feedState: [FeedHeartbeat.State: Gauge]
+
+    func record(feedState state: FeedHeartbeat.State) {
+        for (candidate, gauge) in feedState { gauge.record(candidate == state ? 1 : 0) }
+    }
 
     init() {
         var invalid: [ValidationCode: Counter] = [:]
@@ -57,5 +70,10 @@ struct IngestMetrics: Sendable {
             resumeSources[source] = Counter(label: "odds_ingest_resume_source_total", dimensions: [("source", source)])
         }
         self.resumeSources = resumeSources
+        var feedState: [FeedHeartbeat.State: Gauge] = [:]
+        for state in FeedHeartbeat.State.allCases {
+            feedState[state] = Gauge(label: "odds_ingest_feed_state", dimensions: [("state", state.rawValue)])
+        }
+        self.feedState = feedState
     }
 }

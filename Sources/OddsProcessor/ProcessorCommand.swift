@@ -74,6 +74,12 @@ func buildProcessor(configuration: ProcessorConfiguration, logger: Logger) throw
         configuration: configuration, consumer: consumer, deadLetters: deadLetters, postgres: postgres,
         redisWriter: RedisOddsWriter(client: redis, channel: configuration.channel), health: health, logger: logger)
 
+    let feedWatch = FeedWatch(
+        brokers: configuration.kafkaBrokers, statusTopic: configuration.feedStatusTopic, oddsTopic: configuration.topic,
+        staleAfter: configuration.feedStaleAfter, oddsConsumer: consumer, admin: admin,
+        store: FeedStatusStore(postgres: postgres, redis: redis, logger: logger), health: health,
+        logger: Logger(label: "processor.feed-watch"))
+
     let operations = OperationsServer.application(
         port: configuration.metricsPort, registry: registry,
         readiness: [
@@ -90,6 +96,7 @@ func buildProcessor(configuration: ProcessorConfiguration, logger: Logger) throw
         "kafka": "\(configuration.kafkaBrokers)", "topic": "\(configuration.topic)", "group": "\(configuration.groupID)",
         "redis": "\(configuration.redis.host):\(configuration.redis.port)", "postgres": "\(configuration.postgres)",
         "metrics_port": "\(configuration.metricsPort)", "batch_size": "\(configuration.batchSize)",
+        "feed_status_topic": "\(configuration.feedStatusTopic)", "feed_stale_after": "\(configuration.feedStaleAfter)",
     ])
     var groupConfiguration = ServiceGroupConfiguration(
         services: [
@@ -97,6 +104,7 @@ func buildProcessor(configuration: ProcessorConfiguration, logger: Logger) throw
             .init(service: redis),
             .init(service: deadLetters),
             .init(service: processor, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: feedWatch),
             .init(service: operations),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],

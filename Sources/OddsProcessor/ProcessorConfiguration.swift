@@ -19,6 +19,9 @@ struct ProcessorConfiguration: Sendable {
     var applyMigrations: Bool
     var migrationsDirectory: URL
     var metricsPort: Int
+    /// Feed heartbeats (from odds-ingest) and how long without one before a feed is down.
+    var feedStatusTopic: String
+    var feedStaleAfter: Duration
     var logging: LoggingConfiguration
     /// librdkafka properties passed through as they are (`KAFKA_CONSUMER_PROPERTIES=a=b,c=d`).
     var extraConsumerProperties: [String: String]
@@ -47,6 +50,8 @@ struct ProcessorConfiguration: Sendable {
         applyMigrations = try reader.boolean("PROCESSOR_APPLY_MIGRATIONS", default: true)
         migrationsDirectory = URL(fileURLWithPath: reader.string("MIGRATIONS_DIR", default: "migrations"), isDirectory: true)
         metricsPort = try reader.port("METRICS_PORT", default: 9097)
+        feedStatusTopic = reader.string("KAFKA_TOPIC_FEED_STATUS", default: Topics.feedStatus)
+        feedStaleAfter = try reader.milliseconds("FEED_STALE_AFTER_MS", default: 3_000, range: 100...600_000)
         logging = try LoggingConfiguration(reader: reader)
         extraConsumerProperties = [:]
         if let text = reader.raw("KAFKA_CONSUMER_PROPERTIES") {

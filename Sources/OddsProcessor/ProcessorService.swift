@@ -15,6 +15,7 @@ final class ProcessorHealth: Sendable {
     private let state = Mutex((schemaReady: false, storesHealthy: true))
 
     var isReady: Bool { state.withLock { $0.schemaReady && $0.storesHealthy } }
+    var isSchemaReady: Bool { state.withLock { $0.schemaReady } }
     func schemaApplied() { state.withLock { $0.schemaReady = true } }
     func storesHealthy(_ healthy: Bool) { state.withLock { $0.storesHealthy = healthy } }
 }

@@ -20,30 +20,62 @@ public enum Deadline {
         public func callAsFunction() { disarm() }
     }
 
+    /// No activity for longer than the watch allows.
+    public struct Idle: Error, CustomStringConvertible {
+        public let what: String
+        public let limit: Duration
+        public var description: String { "nothing from \(what) for \(limit)" }
+    }
+
     /// Runs `body`; unless it calls its `Started` within `timeout`, throws `Exceeded` naming
-    /// `what`. After `Started` the body runs as long as it needs.
+    /// `what`. After `Started` the body runs as long as it needs — or, with `idle`, until the
+    /// watch has not been touched for its limit: then it throws `Idle` (a peer that went silent
+    /// without closing, e.g. a frozen process behind a half-open connection).
     public static func untilStarted<T: Sendable>(
-        _ what: String, timeout: Duration, _ body: @escaping @Sendable (Started) async throws -> T
+        _ what: String, timeout: Duration, idle: ActivityWatch? = nil,
+        _ body: @escaping @Sendable (Started) async throws -> T
     ) async throws -> T {
         let outcome = RacedOutcome<T>()
         let timer = Mutex<Task<Void, Never>?>(nil)
-        let started = Started { timer.withLock { $0?.cancel() } }
-        let work = Task { try await body(started) }
+        let work = WorkHandle<T>()
+        let started = Started {
+            let watcher: Task<Void, Never>? = idle.map { idle in
+                idle.touch()
+                // Woken at the next possible idle deadline only, not polling.
+                return Task {
+                    while !Task.isCancelled {
+                        let deadline = idle.lastTouch + idle.limit
+                        if deadline <= .now {
+                            if outcome.resolve(.failure(Idle(what: idle.what, limit: idle.limit))) { work.cancel() }
+                            return
+                        }
+                        try? await Task.sleep(until: deadline, clock: .continuous)
+                    }
+                }
+            }
+            timer.withLock { current in
+                current?.cancel()
+                current = watcher
+            }
+        }
+        // The deadline is armed before the work starts, so an early `Started` disarms it.
         let sleeper = Task {
             try? await Task.sleep(for: timeout)
             guard !Task.isCancelled else { return }
             if outcome.resolve(.failure(Exceeded(what: what, timeout: timeout))) { work.cancel() }
         }
         timer.withLock { $0 = sleeper }
+        let task = Task { try await body(started) }
+        work.set(task)
         Task {
-            let result = await work.result
-            sleeper.cancel()
+            let result = await task.result
+            timer.withLock { $0?.cancel() }
             outcome.resolve(result)
         }
         return try await withTaskCancellationHandler {
             try await outcome.value()
         } onCancel: {
-            work.cancel()
+            task.cancel()
         }
     }
 
@@ -53,6 +85,35 @@ public enum Deadline {
     ) async throws -> T {
         try await untilStarted(what, timeout: timeout) { _ in try await body() }
     }
+}
+
+/// The work task of a deadline, cancellable from the racers.
+private final class WorkHandle<T: Sendable>: Sendable {
+    private let task = Mutex<Task<T, any Error>?>(nil)
+    func set(_ value: Task<T, any Error>) { task.withLock { $0 = value } }
+    func cancel() { task.withLock { $0 }?.cancel() }
+}
+
+/// When something last happened (a frame read); `Deadline.untilStarted(idle:)` fails once it is
+/// older than `limit`.
+public final class ActivityWatch: Sendable {
+    /// What is watched, for the error (`nothing from <what> for <limit>`).
+    public let what: String
+    public let limit: Duration
+    private let origin = ContinuousClock.now
+    private let lastNanoseconds = Atomic<Int64>(0)
+
+    public init(_ what: String, limit: Duration) {
+        self.what = what
+        self.limit = limit
+    }
+
+    public func touch() {
+        let elapsed = ContinuousClock.now - origin
+        lastNanoseconds.store(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000, ordering: .relaxed)
+    }
+
+    public var lastTouch: ContinuousClock.Instant { origin + .nanoseconds(lastNanoseconds.load(ordering: .relaxed)) }
 }
 
 /// The first of two racers (the work, the deadline) decides; the other is ignored.

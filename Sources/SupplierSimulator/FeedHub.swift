@@ -148,6 +148,8 @@ final class FeedHub: Sendable {
         /// Seq of the latest stream frame (0 before the first).
         var sequence: UInt64 = 0
         var log: ReplayLog
+        /// When clients were last sent something (stream frames or alive).
+        var lastSent = ContinuousClock.now
         /// The latest valid OddsUpdate text of every market, in catalogue order (snapshots).
         var book: [String]
         /// Set when the supplier shuts down: a client that connects after it is closed at once.
@@ -312,6 +314,7 @@ final class FeedHub: Sendable {
                 journal?.append(FrameEncoder.journalLine(epoch: epoch, seq: state.sequence, frame: frame))
             }
             state.log.expire(now: now)
+            state.lastSent = now
             var tooSlow: [FeedSubscriber] = []
             for subscriber in state.active.values where !subscriber.enqueue(queued, capacity: capacity) {
                 tooSlow.append(subscriber)
@@ -339,6 +342,25 @@ final class FeedHub: Sendable {
             disconnect(subscriber)
         }
         return delivered
+    }
+
+    /// When the active clients were last sent anything.
+    var lastSent: ContinuousClock.Instant { state.withLock { $0.lastSent } }
+
+    /// Sends every active client an `alive` frame with the latest position (it uses no seq):
+    /// the feed is quiet, not gone. Returns how many clients got it.
+    @discardableResult
+    func broadcastAlive() -> Int {
+        let epoch = self.epoch
+        let (subscribers, frame): ([FeedSubscriber], QueuedFrame) = state.withLock { state in
+            state.lastSent = .now
+            let frame = QueuedFrame(text: FeedFrameEncoder.alive(position: FeedPosition(epoch: epoch, seq: state.sequence)), kind: nil)
+            return (Array(state.active.values), frame)
+        }
+        // A client too slow to take one more frame is handled by the next broadcast.
+        for subscriber in subscribers { _ = subscriber.enqueue([frame], capacity: clientBufferCapacity) }
+        if !subscribers.isEmpty { metrics.aliveFrames.increment(by: Int64(subscribers.count)) }
+        return subscribers.count
     }
 
     /// Frames in the replay log and the first seq kept (0 when empty).

@@ -28,6 +28,8 @@ struct FeedService: Service {
     /// 1,000/s in `make bench`), at the price of more, smaller writes downstream.
     var tick: Duration = .milliseconds(1)
     var shutdownDrainTimeout: Duration = .seconds(10)
+    /// An `alive` frame goes out when nothing else was sent for this long.
+    var aliveInterval: Duration = .seconds(1)
 
     func run() async throws {
         var generator = self.generator
@@ -36,10 +38,11 @@ struct FeedService: Service {
         let clock = ContinuousClock()
         let origin = clock.now
         var nextTick = origin
+        var reachedMaximum = false
         logger.info("feed started", metadata: [
             "rate": "\(rate)", "epoch": "\(hub.epoch)", "markets": "\(generator.markets.count)", "seed": "\(seed)",
             "faults": "malformed=\(faults.malformed) invalid=\(faults.invalid) duplicate=\(faults.duplicate) out_of_order=\(faults.outOfOrder)",
-            "disconnect_every": "\(disconnectEvery.map { "\($0)" } ?? "off")",
+            "disconnect_every": "\(disconnectEvery.map { "\($0)" } ?? "off")", "alive_interval": "\(aliveInterval)",
         ])
 
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -63,13 +66,21 @@ struct FeedService: Service {
                 pacer.reset()
                 continue
             }
+            if clock.now - hub.lastSent >= aliveInterval { hub.broadcastAlive() }
             var due = pacer.framesDue(now: elapsed)
             if let maxFrames {
                 let left = maxFrames > hub.emittedCount ? Int(min(maxFrames - hub.emittedCount, UInt64(Int.max))) : 0
                 if left == 0 {
-                    logger.notice("emitted the configured maximum of frames; the feed stays connected and quiet", metadata: ["max_frames": "\(maxFrames)"])
-                    try? await gracefulShutdown()
-                    break
+                    if !reachedMaximum {
+                        reachedMaximum = true
+                        logger.notice("emitted the configured maximum of frames; the feed stays connected, sending alive frames only",
+                                      metadata: ["max_frames": "\(maxFrames)"])
+                    }
+                    // Quiet: wake for the next alive frame only, not every tick.
+                    let wake = hub.lastSent + aliveInterval
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(until: wake, clock: clock) }
+                    nextTick = clock.now
+                    continue
                 }
                 due = min(due, left)
             }

@@ -54,11 +54,12 @@ enum SupplierApplication {
             readiness: [ReadinessCheck(name: "feed_server") { serverReady.isSet }],
             logger: Logger(label: "supplier.operations"))
 
-        let feed = FeedService(
+        var feed = FeedService(
             hub: hub, rate: configuration.rate, generator: generator,
             faults: configuration.faults, seed: configuration.seed,
             disconnectEvery: configuration.disconnectEvery, maxFrames: configuration.maxFrames, logger: Logger(label: "supplier.feed"))
 
+        feed.aliveInterval = configuration.aliveInterval
         var services: [any Service] = [operations]
         if let journal { services.append(JournalFlusher(journal: journal)) }
         services += [feedServer, feed] as [any Service]

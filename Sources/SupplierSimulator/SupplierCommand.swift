@@ -31,6 +31,7 @@ struct SupplierCommand: AsyncParsableCommand {
     @Option(help: "Stream frames kept for clients that resume (SUPPLIER_REPLAY_FRAMES, default 100000).") var replayFrames: String?
     @Option(help: "Seconds of stream kept for clients that resume (SUPPLIER_REPLAY_SECONDS, default 600).") var replaySeconds: String?
     @Option(help: "Stop emitting after this many stream frames, 0 = never (SUPPLIER_MAX_FRAMES, default 0; for tests).") var maxFrames: String?
+    @Option(help: "Milliseconds without anything to send before an alive frame goes out (SUPPLIER_ALIVE_INTERVAL_MS, default 1000).") var aliveInterval: String?
     @Option(help: "trace|debug|info|notice|warning|error|critical (LOG_LEVEL, default info).") var logLevel: String?
     @Option(help: "json|text (LOG_FORMAT, default json).") var logFormat: String?
 
@@ -42,6 +43,7 @@ struct SupplierCommand: AsyncParsableCommand {
             "SUPPLIER_FAULT_DUPLICATE": faultDuplicate, "SUPPLIER_FAULT_OUT_OF_ORDER": faultOutOfOrder,
             "SUPPLIER_DISCONNECT_EVERY": disconnectEvery, "SUPPLIER_CLIENT_BUFFER": clientBuffer,
             "SUPPLIER_REPLAY_FRAMES": replayFrames, "SUPPLIER_REPLAY_SECONDS": replaySeconds, "SUPPLIER_MAX_FRAMES": maxFrames,
+            "SUPPLIER_ALIVE_INTERVAL_MS": aliveInterval,
             "LOG_LEVEL": logLevel, "LOG_FORMAT": logFormat,
         ])
         let (logging, supplier) = try ServiceCommand.loadConfiguration(service: "supplier-simulator") {

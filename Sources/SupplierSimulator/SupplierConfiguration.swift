@@ -24,6 +24,8 @@ struct SupplierConfiguration: Sendable, Equatable {
     /// The feed stops emitting (connections stay open) after this many stream frames; nil =
     /// never. Lets a test end the stream on a chosen frame.
     var maxFrames: UInt64?
+    /// An alive frame goes to every client after this long without anything else to send.
+    var aliveInterval: Duration = .seconds(1)
 
     static let rateRange = 1...50_000
 
@@ -66,6 +68,7 @@ struct SupplierConfiguration: Sendable, Equatable {
         replayMaxAge = .milliseconds(Int64((replaySeconds * 1000).rounded()))
         let maxFrames = try reader.integer("SUPPLIER_MAX_FRAMES", default: 0, range: 0...Int.max)
         self.maxFrames = maxFrames > 0 ? UInt64(maxFrames) : nil
+        aliveInterval = try reader.milliseconds("SUPPLIER_ALIVE_INTERVAL_MS", default: 1_000, range: 10...60_000)
     }
 
     static func probability(_ reader: ConfigurationReader, _ key: String) throws -> Double {

@@ -18,6 +18,8 @@ struct SupplierMetrics: Sendable {
     /// Snapshots sent, by reason.
     let snapshots: [SnapshotReason: Counter]
     let framesReplayed = Counter(label: "odds_supplier_frames_replayed_total")
+    /// Alive frames written to clients (one per client) while the feed was quiet.
+    let aliveFrames = Counter(label: "odds_supplier_alive_frames_total")
     /// Stream frames in the replay log, and the seq of the oldest one (0 when empty).
     let replayLogFrames = Gauge(label: "odds_supplier_replay_log_frames")
     let replayLogFirstSeq = Gauge(label: "odds_supplier_replay_log_first_seq")

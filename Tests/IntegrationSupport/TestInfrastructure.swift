@@ -93,7 +93,7 @@ public final class KafkaDevBrokerProcess: @unchecked Sendable {
     public let process: ManagedProcess
     public let bootstrap: String
 
-    public init(brokers: Int = 1, topics: [String] = ["odds_updates:12", "odds_updates_dlq:1"]) async throws {
+    public init(brokers: Int = 1, topics: [String] = ["odds_updates:12", "odds_updates_dlq:1", "odds_feed_status:1"]) async throws {
         let addressFile = FileManager.default.temporaryDirectory
             .appendingPathComponent("kafka-dev-broker-\(UUID().uuidString).addr")
         var arguments = ["--brokers", "\(brokers)", "--address-file", addressFile.path]

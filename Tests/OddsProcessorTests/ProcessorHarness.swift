@@ -21,7 +21,7 @@ final class ProcessorHarness: @unchecked Sendable {
     let logger = Logger(label: "processor-test")
 
     init(database: ScratchDatabase? = nil, redisAddress: String? = nil) async throws {
-        broker = try await KafkaDevBrokerProcess(topics: ["odds_updates:6", "odds_updates_dlq:1"])
+        broker = try await KafkaDevBrokerProcess(topics: ["odds_updates:6", "odds_updates_dlq:1", "odds_feed_status:1"])
         if let database {
             self.database = database
         } else {
