@@ -83,8 +83,13 @@ final class FeedProgress: Sendable {
         tracker.withLock { $0.add(claim: claim, done: done) }
     }
 
-    func markDone(_ ticket: ResumeTracker.Ticket) {
-        tracker.withLock { $0.markDone(ticket) }
+    /// Returns the claim after it (it may have moved).
+    @discardableResult
+    func markDone(_ ticket: ResumeTracker.Ticket) -> FeedPosition? {
+        tracker.withLock { tracker in
+            tracker.markDone(ticket)
+            return tracker.claim
+        }
     }
 }
 

@@ -234,6 +234,7 @@ struct FeedReader: Service {
             // No message of its own: done once every snapshot frame before it is acknowledged.
             _ = progress.add(claim: position, done: true)
             lastRead.set(position)
+            metrics.feedSeq.record(Int(position.seq))
             logger.notice("snapshot complete; live frames follow", metadata: ["position": "\(position)"])
         }
     }
@@ -243,7 +244,6 @@ struct FeedReader: Service {
         metrics.received.increment()
         if let known = progress.claim {
             headers.append(KafkaHeader(key: FeedHeaders.resumeAfter, value: known.description))
-            metrics.claimSeq.record(Int(known.seq))
         }
         let routed = router.route(payload, feedHeaders: headers)
         switch routed {

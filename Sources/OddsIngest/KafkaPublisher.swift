@@ -164,7 +164,9 @@ final class KafkaPublisher: Service, Sendable {
         case .unreadable:
             metrics.unreadableDeadLettered.increment()
         }
-        if let ticket = pending.ticket { progress.markDone(ticket) }
+        if let ticket = pending.ticket, let claim = progress.markDone(ticket) {
+            metrics.claimSeq.record(Int(claim.seq))
+        }
         window.release()
         metrics.inFlight.record(window.inFlight)
     }
