@@ -5,14 +5,15 @@ set -euo pipefail
 APT_PACKAGES=(pkg-config librdkafka-dev libhiredis-dev redis-server redis-tools postgresql postgresql-client kcat wrk)
 PY_MODULES=(jsonschema:jsonschema yaml:PyYAML rfc3339_validator:rfc3339-validator schemathesis:schemathesis==4.32.5)
 
-missing=()
-for package in "${APT_PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$package")
-    fi
-done
-
-if ((${#missing[@]})); then
+# Installs the given apt packages that are not installed yet (nothing when all are).
+apt_install_missing() {
+    local missing=() package
+    for package in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$package")
+        fi
+    done
+    ((${#missing[@]})) || return 0
     echo "deps: installing ${missing[*]}"
     SUDO=""
     if [[ $(id -u) -ne 0 ]]; then
@@ -28,7 +29,20 @@ if ((${#missing[@]})); then
         trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Optional, not part of `make deps`/`make test`: the servers `make bench-odds-service` compares
+# odds-service with (Nchan = nginx + its module, webdis) and wrk. `scripts/deps.sh bench-peers`.
+install_bench_peers() {
+    apt_install_missing nginx libnginx-mod-nchan webdis wrk
+}
+
+if [[ "${1:-}" == "bench-peers" ]]; then
+    install_bench_peers
+    exit 0
 fi
+
+apt_install_missing "${APT_PACKAGES[@]}"
 
 py_missing=()
 for entry in "${PY_MODULES[@]}"; do

@@ -32,7 +32,8 @@ struct Outcome: Sendable {
     }
 
     var summary: String {
-        "\(journal.entries.count) frames journaled (\(journal.accepted.count) valid per the validator, \(journal.rejected.count) invalid), "
+        "\(journal.entries.count) stream frames journaled (\(journal.accepted.count) valid per the validator, \(journal.rejected.count) invalid) "
+            + "after \(journal.initial.count) initial states, \(ingestSnapshotFrames) snapshot frames published by ingest, "
             + "\(journal.newest.count) markets, \(history.count) history rows, "
             + "\(subscriber.observations.count) updates over \(subscriber.connectionCount) WebSocket connection(s), "
             + "\(watch.samples) store samples; converged \(convergence) after the feed stopped"
@@ -178,8 +179,12 @@ struct Outcome: Sendable {
                 sourceLocation: sourceLocation)
     }
 
-    /// Without restarts the processor's counters cover the whole run: every valid frame went
-    /// through Kafka once (consumed = valid frames in the journal), and each was either
+    /// Markets ingest published from supplier snapshots (odds_ingest_snapshot_frames_total).
+    var ingestSnapshotFrames: Int { Int(MetricsText.value("odds_ingest_snapshot_frames_total", in: ingestMetrics)) }
+
+    /// Without restarts the processor's counters cover the whole run: ingest took one snapshot
+    /// (its first start: every market's starting state) and then every valid frame went through
+    /// Kafka once (consumed = markets + valid frames in the journal), and each was either
     /// collapsed within its batch, dropped as stale, or applied, once per history row.
     func expectProcessorAccounting(sourceLocation: SourceLocation = #_sourceLocation) {
         let metric = { (name: String) in Int(MetricsText.value(name, in: processorMetrics)) }
@@ -187,8 +192,11 @@ struct Outcome: Sendable {
         let applied = metric("odds_processor_applied_total")
         let stale = metric("odds_processor_stale_total")
         let collapsed = metric("odds_processor_collapsed_total")
-        #expect(consumed == journal.accepted.count,
-                "processor consumed \(consumed) messages, the journal has \(journal.accepted.count) valid frames",
+        #expect(ingestSnapshotFrames == journal.initial.count,
+                "ingest published \(ingestSnapshotFrames) snapshot frames, one snapshot has \(journal.initial.count) markets",
+                sourceLocation: sourceLocation)
+        #expect(consumed == journal.accepted.count + ingestSnapshotFrames,
+                "processor consumed \(consumed) messages, the journal has \(journal.accepted.count) valid frames (+ \(ingestSnapshotFrames) snapshot frames)",
                 sourceLocation: sourceLocation)
         #expect(applied == history.count, "processor applied \(applied), odds_history has \(history.count) rows",
                 sourceLocation: sourceLocation)

@@ -7,9 +7,12 @@ import Testing
 
 /// The common course of a scenario: read side first (processor, odds-service, a subscriber of
 /// every event that has its empty snapshots before the first update exists, a watch on the
-/// stores), then the feed (supplier, ingest); at the end the supplier stops gracefully (it hands
-/// ingest everything it journaled and flushes the journal), and the read models must converge to
-/// the journal.
+/// stores), then the feed (supplier, ingest). Ingest reads Kafka's newest messages before it
+/// connects (odds-feed/2 resume); on its first start Kafka holds no position, so it asks for a
+/// snapshot: every market's starting state (the journal's `initial` lines, as the supplier does
+/// not move while nobody listens) goes through the pipeline before the first stream frame. At
+/// the end the supplier stops gracefully (it hands ingest everything it journaled and flushes
+/// the journal), and the read models must converge to the journal.
 final class PipelineRun: Sendable {
     let world: PipelineWorld
     let redis: RedisClient
@@ -28,15 +31,18 @@ final class PipelineRun: Sendable {
 
     /// Starts everything (`begin`), runs `feeding` while the feed runs, and ends with `finish`
     /// (`settled` runs once the read models converged, before they are read back).
+    /// `journal` turns the final supplier's journal into the model the outcome is checked
+    /// against (e.g. adding what an earlier, killed supplier emitted).
     static func outcome(
         _ world: PipelineWorld,
         feeding: (PipelineRun) async throws -> Void,
-        settled: (PipelineRun) async throws -> Void = { _ in }
+        settled: (PipelineRun) async throws -> Void = { _ in },
+        journal: (JournalModel) async throws -> JournalModel = { $0 }
     ) async throws -> Outcome {
         let run = try await begin(world)
         do {
             try await feeding(run)
-            return try await run.finish(settled: settled)
+            return try await run.finish(settled: settled, journal: journal)
         } catch {
             await run.close()
             throw error
@@ -57,6 +63,11 @@ final class PipelineRun: Sendable {
             guard subscribed else { throw TestFailure("no snapshots from odds-service: \(subscriber.problems)\n\(world.diagnostics())") }
             try await world.start(.supplier)
             try await world.start(.ingest)
+            // Ingest connects only once Kafka answered its resume question: the feed (which
+            // does not move while nobody listens) starts with the supplier's hello.
+            try await world.waitForMetrics(.ingest, "ingest's first answer from the supplier (hello)") {
+                MetricsText.sum(prefix: "odds_ingest_feed_starts_total{", in: $0) >= 1
+            }
         } catch {
             await run.close()
             throw error
@@ -67,10 +78,11 @@ final class PipelineRun: Sendable {
     /// Stops the feed gracefully, waits (polling, at most `timeout`) until PostgreSQL, Redis and
     /// the subscriber all hold the journal's newest version of every market, then reads
     /// everything back.
-    private func finish(timeout: Duration = .seconds(60), settled: (PipelineRun) async throws -> Void) async throws -> Outcome {
+    private func finish(timeout: Duration = .seconds(60), settled: (PipelineRun) async throws -> Void,
+                        journal model: (JournalModel) async throws -> JournalModel) async throws -> Outcome {
         let supplierStatus = await world.stop(.supplier)
         #expect(supplierStatus == 0, "supplier-simulator did not shut down cleanly: \(world.diagnostics())")
-        let journal = try JournalModel(path: world.journalPath)
+        let journal = try await model(JournalModel(path: world.journalPath))
         let expected = journal.newestVersions
         var lagging = ""
         let started = ContinuousClock.now

@@ -39,6 +39,9 @@ final class PipelineWorld: Sendable {
         var outOfOrder = 0.0
         /// SUPPLIER_DISCONNECT_EVERY in seconds; 0 = never.
         var disconnectEvery = 0.0
+        /// SUPPLIER_MAX_FRAMES: the stream ends (quiet, connections open) after this many
+        /// frames; 0 = never.
+        var maxFrames = 0
     }
 
     let redis: RedisServerProcess
@@ -79,7 +82,7 @@ final class PipelineWorld: Sendable {
             "SUPPLIER_EVENTS": "\(feed.generatedEvents)", "SUPPLIER_SEED": "\(feed.seed)", "SUPPLIER_JOURNAL": journalPath,
             "SUPPLIER_FAULT_MALFORMED": "\(feed.malformed)", "SUPPLIER_FAULT_INVALID": "\(feed.invalid)",
             "SUPPLIER_FAULT_DUPLICATE": "\(feed.duplicate)", "SUPPLIER_FAULT_OUT_OF_ORDER": "\(feed.outOfOrder)",
-            "SUPPLIER_DISCONNECT_EVERY": "\(feed.disconnectEvery)",
+            "SUPPLIER_DISCONNECT_EVERY": "\(feed.disconnectEvery)", "SUPPLIER_MAX_FRAMES": "\(feed.maxFrames)",
         ]
         environments[.ingest] = [
             "SUPPLIER_WS_URL": "ws://127.0.0.1:\(supplierHTTPPort)/ws", "KAFKA_BROKERS": broker.bootstrap,
@@ -171,6 +174,29 @@ final class PipelineWorld: Sendable {
     /// The Prometheus text of a running component ("" when it does not answer).
     func metrics(_ component: Component) async -> String {
         await TestInfrastructure.httpGet(metricsURL(component), timeout: 5)?.body ?? ""
+    }
+
+    /// One sample of a running component's metrics (`name` as in `MetricsText.value`, or a
+    /// prefix ending in `{` for the sum over every label value); nil when it does not answer.
+    func metric(_ component: Component, _ name: String) async -> Double? {
+        guard let text = await TestInfrastructure.httpGet(metricsURL(component), timeout: 5)?.body, !text.isEmpty else { return nil }
+        return name.hasSuffix("{") ? MetricsText.sum(prefix: name, in: text) : MetricsText.value(name, in: text)
+    }
+
+    /// Waits (polling, at most `timeout`) until `condition` holds for `component`'s metrics;
+    /// throws a failure naming `what`, with every process's last output, when it does not.
+    func waitForMetrics(_ component: Component, _ what: String, timeout: Duration = .seconds(30),
+                        interval: Duration = .milliseconds(20), _ condition: @escaping (String) -> Bool) async throws {
+        let met = try await TestInfrastructure.waitUntil(timeout: timeout, interval: interval) {
+            guard let text = await TestInfrastructure.httpGet(self.metricsURL(component), timeout: 2)?.body else { return false }
+            return condition(text)
+        }
+        if !met { throw TestFailure("waited \(timeout) for \(what), in vain\n\(diagnostics())") }
+    }
+
+    /// The running process of `component` (to signal it), if any.
+    func process(_ component: Component) -> ManagedProcess? {
+        running.withLock { $0[component] }
     }
 
     /// The last lines of every process's output, for failure messages.
