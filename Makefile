@@ -8,7 +8,7 @@ export INFRA_DIR
 INFRA_ENV = if [ -f "$(INFRA_DIR)/env" ]; then source "$(INFRA_DIR)/env"; fi
 
 .PHONY: help demo test deps build release infra-up infra-down infra-status migrate migrate-status \
-        supplier ingest processor odds watch bench bench-clients bench-feed bench-odds-service bench-processor check-contracts clean
+        supplier ingest processor odds watch bench bench-clients bench-feed bench-odds-service bench-processor bench-suspension check-contracts clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -71,8 +71,11 @@ bench: ## End-to-end benchmark: throughput with zero loss, latency at 100/1k/10k
 bench-feed: ## Supplier -> ingest -> Kafka throughput with zero-loss check (release; own broker)
 	scripts/bench-feed.sh
 
-bench-odds-service: ## odds-service speed: 10,000 WebSocket clients at 2,000 updates/s, then REST with wrk (release; own infrastructure)
+bench-odds-service: ## odds-service beside Nchan (2,000/5,000/10,000 WebSocket clients at 2,000 updates/s) and webdis (REST with wrk) (release; own infrastructure)
 	scripts/bench-odds-service.sh
+
+bench-suspension: ## Time from a silent supplier (SIGSTOP) to the suspension at 1,000 subscribers, and back (release; own infrastructure)
+	python3 scripts/bench_suspension.py
 
 bench-processor: ## Processor throughput on a pre-filled topic (release; own infrastructure)
 	scripts/bench_processor.py

@@ -64,7 +64,10 @@ struct FeedHeartbeats: Service {
 
     private func send(_ heartbeat: FeedHeartbeat, inFlight: InFlightFlag) async {
         defer { inFlight.release() }
-        let message = KafkaProducerMessage(topic: topic, key: Array(feed.utf8), value: Array(heartbeat.jsonData()))
+        // The claim rides along, so a restarted ingest finds it even after a quiet feed (the odds
+        // topics only carry the claim known when their last message was written).
+        let headers = progress.claim.map { [KafkaHeader(key: FeedHeaders.resumeAfter, value: $0.description)] } ?? []
+        let message = KafkaProducerMessage(topic: topic, key: Array(feed.utf8), value: Array(heartbeat.jsonData()), headers: headers)
         do {
             _ = try await producer.send(message)
             metrics.heartbeatsSent.increment()

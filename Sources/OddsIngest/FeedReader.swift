@@ -58,6 +58,9 @@ struct FeedReader: Service {
     /// Where the feed's claims are read from at start (`brokers`, the odds and dead-letter topics).
     let kafkaBrokers: String
     let resumeTopics: [String]
+    /// The heartbeat topic, whose messages of this feed (key = feed id) carry claims too.
+    var heartbeatTopic: String?
+    var feedID = ""
     /// Newest messages read per partition to find the greatest claim. The claim grows with every
     /// message, so the last one of each partition would do; a few more cover retried deliveries
     /// that landed after newer ones.
@@ -175,9 +178,11 @@ struct FeedReader: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let messages = try await KafkaTail.lastMessages(
-                    brokers: kafkaBrokers, topics: resumeTopics, perPartition: resumeTailSize,
+                    brokers: kafkaBrokers, topics: resumeTopics + (heartbeatTopic.map { [$0] } ?? []), perPartition: resumeTailSize,
                     timeout: .seconds(10), logger: Logger(label: "ingest.kafka.resume"))
-                let claim = ResumePoint.greatestClaim(in: messages)
+                // Heartbeats of other feeds carry their claims, not ours.
+                let ours = messages.filter { $0.topic != heartbeatTopic || $0.key == Array(feedID.utf8) }
+                let claim = ResumePoint.greatestClaim(in: ours)
                 progress.reset(claim: claim)
                 if let claim {
                     metrics.claimSeq.record(Int(claim.seq))

@@ -46,6 +46,8 @@ enum IngestApplication {
             minimumBackoff: configuration.reconnectMinimum, maximumBackoff: configuration.reconnectMaximum,
             kafkaBrokers: configuration.kafkaBrokers, resumeTopics: [configuration.oddsTopic, configuration.deadLetterTopic])
         reader.silenceLimit = configuration.silenceLimit
+        reader.heartbeatTopic = configuration.feedStatusTopic
+        reader.feedID = configuration.feedID
         let heartbeats = FeedHeartbeats(
             feed: configuration.feedID, instance: "\(ProcessInfo.processInfo.hostName):\(getpid())",
             topic: configuration.feedStatusTopic, producer: producer, board: board, progress: progress,
