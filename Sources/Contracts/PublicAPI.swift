@@ -22,13 +22,39 @@ public struct EventSummary: Codable, Sendable, Hashable {
     public var awayTeam: String
     public var markets: [String]
     public var lastUpdate: Timestamp
+    /// `suspended` (reason `feed_down`, since) while the feed of any of its markets is down,
+    /// otherwise `open`. A market's own supplier suspension shows in its MarketSummary / MarketOdds.
+    public var effectiveStatus: MarketStatus
+    public var statusReason: StatusReason?
+    public var statusSince: Timestamp?
+    /// The feeds (`source`) of its markets: read-model side information, not encoded.
+    public var sources: [String] = []
 
-    public init(eventId: String, homeTeam: String, awayTeam: String, markets: [String], lastUpdate: Timestamp) {
+    enum CodingKeys: String, CodingKey {
+        case eventId, homeTeam, awayTeam, markets, lastUpdate, effectiveStatus, statusReason, statusSince
+    }
+
+    public init(eventId: String, homeTeam: String, awayTeam: String, markets: [String], lastUpdate: Timestamp,
+                sources: [String] = [], status: EffectiveStatus = .open) {
         self.eventId = eventId
         self.homeTeam = homeTeam
         self.awayTeam = awayTeam
         self.markets = markets
         self.lastUpdate = lastUpdate
+        self.sources = sources
+        effectiveStatus = status.status
+        statusReason = status.reason
+        statusSince = status.since
+    }
+
+    /// The same summary with the platform overlay applied to its feeds.
+    public func withOverlay(_ overlay: [String: FeedStatus]) -> EventSummary {
+        var copy = self
+        let status = EffectiveStatus.ofEvent(feeds: sources, overlay: overlay)
+        copy.effectiveStatus = status.status
+        copy.statusReason = status.reason
+        copy.statusSince = status.since
+        return copy
     }
 }
 
@@ -40,15 +66,30 @@ public struct EventListResponse: Codable, Sendable, Hashable {
 
 public struct MarketSummary: Codable, Sendable, Hashable {
     public var market: String
+    /// The supplier's status, unchanged.
     public var status: MarketStatus
     public var version: Int64
     public var updatedAt: Timestamp
+    /// Whether the market can be bet on: see `EffectiveStatus`.
+    public var effectiveStatus: MarketStatus
+    public var statusReason: StatusReason?
+    public var statusSince: Timestamp?
 
-    public init(market: String, status: MarketStatus, version: Int64, updatedAt: Timestamp) {
+    public init(market: String, status: MarketStatus, version: Int64, updatedAt: Timestamp,
+                effective: EffectiveStatus? = nil) {
         self.market = market
         self.status = status
         self.version = version
         self.updatedAt = updatedAt
+        let effective = effective ?? EffectiveStatus(supplier: status)
+        effectiveStatus = effective.status
+        statusReason = effective.reason
+        statusSince = effective.since
+    }
+
+    public init(_ update: OddsUpdate, overlay: [String: FeedStatus] = [:]) {
+        self.init(market: update.market, status: update.status, version: update.version, updatedAt: update.updatedAt,
+                  effective: EffectiveStatus.of(update, overlay: overlay))
     }
 }
 
@@ -65,16 +106,25 @@ public struct MarketListResponse: Codable, Sendable, Hashable {
 public struct MarketOdds: Codable, Sendable, Hashable {
     public var market: String
     public var odds: [String: Double]
+    /// The supplier's status, unchanged.
     public var status: MarketStatus
     public var version: Int64
     public var updatedAt: Timestamp
+    /// Whether the market can be bet on: see `EffectiveStatus`.
+    public var effectiveStatus: MarketStatus
+    public var statusReason: StatusReason?
+    public var statusSince: Timestamp?
 
-    public init(_ update: OddsUpdate) {
+    public init(_ update: OddsUpdate, overlay: [String: FeedStatus] = [:]) {
         market = update.market
         odds = update.odds
         status = update.status
         version = update.version
         updatedAt = update.updatedAt
+        let effective = EffectiveStatus.of(update, overlay: overlay)
+        effectiveStatus = effective.status
+        statusReason = effective.reason
+        statusSince = effective.since
     }
 }
 
@@ -131,5 +181,59 @@ public struct BroadcastMessage: Codable, Sendable, Hashable {
     public init(payload: OddsUpdate) {
         eventId = payload.eventId
         self.payload = payload
+    }
+}
+
+/// Why a market (or an event) is not open.
+public enum StatusReason: String, Codable, Sendable, Hashable, CaseIterable {
+    /// The platform suspended it: its feed is down (`FeedStatus` overlay suspended).
+    case feedDown = "feed_down"
+    /// The supplier itself sent `status: suspended`.
+    case supplier
+}
+
+/// What a client may do with a market right now, and why. The rule (LIVENESS contract):
+/// while the overlay of the market's feed (its `source`) is suspended, the market is
+/// `suspended` with reason `feed_down` since the overlay's `since`, whatever the supplier last
+/// said; otherwise it is the supplier's own status (`suspended` with reason `supplier`, or
+/// `open` with no reason). Pure, so REST, snapshots and clients share one rule.
+public struct EffectiveStatus: Sendable, Hashable {
+    public var status: MarketStatus
+    public var reason: StatusReason?
+    /// Only for `feed_down`: when the feed went down.
+    public var since: Timestamp?
+
+    public init(status: MarketStatus, reason: StatusReason?, since: Timestamp?) {
+        self.status = status
+        self.reason = reason
+        self.since = since
+    }
+
+    public static let open = EffectiveStatus(status: .open, reason: nil, since: nil)
+
+    /// The supplier's status alone (no overlay).
+    public init(supplier status: MarketStatus) {
+        self = status == .suspended ? EffectiveStatus(status: .suspended, reason: .supplier, since: nil) : .open
+    }
+
+    public static func feedDown(since: Timestamp) -> EffectiveStatus {
+        EffectiveStatus(status: .suspended, reason: .feedDown, since: since)
+    }
+
+    /// The effective status of one market. `overlay` maps a feed id to its `FeedStatus`.
+    public static func of(_ update: OddsUpdate, overlay: [String: FeedStatus]) -> EffectiveStatus {
+        if let feed = overlay[update.source], feed.isSuspended { return .feedDown(since: feed.since) }
+        return EffectiveStatus(supplier: update.status)
+    }
+
+    /// The platform part of an event's status: `feed_down` while any of `feeds` is suspended
+    /// (since the earliest of their suspensions), else `open`.
+    public static func ofEvent(feeds: some Sequence<String>, overlay: [String: FeedStatus]) -> EffectiveStatus {
+        var since: Timestamp?
+        for feed in feeds {
+            guard let status = overlay[feed], status.isSuspended else { continue }
+            since = min(since ?? status.since, status.since)
+        }
+        return since.map { .feedDown(since: $0) } ?? .open
     }
 }

@@ -49,7 +49,7 @@ struct FeedLiveness: Sendable {
             reopenPending = false
             guard !overlay.isSuspended else { return .none }
             // Since the feed went down as ingest saw it (not since this processor heard of it).
-            let since = min(heartbeat.since, wallNow)
+            let since = later(min(heartbeat.since, wallNow))
             overlay = .suspended(feed: feed, detail: heartbeat.reason ?? heartbeat.state.rawValue, since: since)
             return .store(overlay)
         }
@@ -60,7 +60,7 @@ struct FeedLiveness: Sendable {
         guard now - lastHeartbeat > staleAfter else { return .none }
         reopenPending = false
         guard !overlay.isSuspended else { return .none }
-        overlay = .suspended(feed: feed, detail: "heartbeat_missing", since: lastHeartbeatWall)
+        overlay = .suspended(feed: feed, detail: "heartbeat_missing", since: later(lastHeartbeatWall))
         return .store(overlay)
     }
 
@@ -68,8 +68,15 @@ struct FeedLiveness: Sendable {
     mutating func caughtUp(wallNow: Timestamp) -> Decision {
         guard reopenPending, overlay.isSuspended else { return .none }
         reopenPending = false
-        overlay = .open(feed: feed, since: wallNow)
+        overlay = .open(feed: feed, since: later(wallNow))
         return .store(overlay)
+    }
+
+    /// `candidate`, or just after the current state's start if that is later: readers order the
+    /// states of a feed by `since` (a late message must not undo a newer state), so it never
+    /// goes backwards, whatever the clocks of the ingest and processor hosts say.
+    private func later(_ candidate: Timestamp) -> Timestamp {
+        max(candidate, Timestamp(millisecondsSinceEpoch: overlay.since.millisecondsSinceEpoch + 1))
     }
 
     /// When the next heartbeat-missing check is due.

@@ -58,15 +58,20 @@ func buildApplication(
     let coalescedRedis = CoalescingOddsReader(store: redisReader, maxBatchesInFlight: configuration.redis.poolSize)
     let query = OddsQueryService(redis: coalescedRedis, postgres: postgresReader, history: postgresReader,
                                  metrics: metrics, logger: logger)
-    let hub = FanOutHub(limits: configuration.ws, metrics: metrics)
+    let board = FeedStatusBoard(metrics: metrics)
+    let hub = FanOutHub(limits: configuration.ws, metrics: metrics, board: board)
 
     var subscriberOptions = RedisSubscriber.Options()
     subscriberOptions.bufferCapacity = 8192
     subscriberOptions.maxBackoff = .seconds(2)
     subscriberOptions.healthCheckInterval = .seconds(5)
-    let subscriber = RedisSubscriber(configuration: configuration.redis, channels: [configuration.channel],
+    // One subscription, two channels: applied odds and the platform's feed status changes.
+    let subscriber = RedisSubscriber(configuration: configuration.redis,
+                                     channels: [configuration.channel, RedisKeys.feedStatusChannel],
                                      options: subscriberOptions, logger: Logger(label: "odds-service.subscriber"))
-    let pump = BroadcastPump(subscriber: subscriber, hub: hub, query: query, metrics: metrics, logger: logger)
+    let pump = BroadcastPump(subscriber: subscriber, hub: hub, query: query, feedStatuses: redisReader,
+                             oddsChannel: configuration.channel, metrics: metrics, logger: logger)
+    let reloader = FeedStatusReloader(pump: pump, interval: configuration.feedStatusReload)
     let sweeper = ConnectionSweeper(hub: hub, heartbeat: configuration.ws.heartbeat, sendTimeout: configuration.ws.sendTimeout,
                                     pingInterval: configuration.ws.pingInterval)
 
@@ -86,7 +91,7 @@ func buildApplication(
         (template: $0, methods: [.get, .head])
     })
     router.middlewares.add(JSONErrorMiddleware(logger: logger, routes: routes))
-    OddsRESTController(query: query, metrics: metrics, openAPIDocument: openAPIDocument,
+    OddsRESTController(query: query, board: board, metrics: metrics, openAPIDocument: openAPIDocument,
                        maxEventsPerPage: configuration.maxEventsPerPage,
                        defaultEventsPerPage: configuration.defaultEventsPerPage).addRoutes(to: router)
     LivePage.addRoutes(to: router)
@@ -121,5 +126,5 @@ func buildApplication(
 
     return OddsServiceApp(
         configuration: configuration, redis: redis, postgres: postgres, hub: hub, pump: pump, metrics: metrics,
-        query: query, services: [postgres, redis, pump, sweeper, operations, app], logger: logger)
+        query: query, services: [postgres, redis, pump, reloader, sweeper, operations, app], logger: logger)
 }

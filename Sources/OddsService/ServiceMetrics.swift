@@ -15,6 +15,8 @@ final class ServiceMetrics: Sendable {
     let inboundRejected = Atomic<Int>(0)
     let broadcastsReceived = Atomic<Int>(0)
     let framesSent = Atomic<Int>(0)
+    let feedStatusesInvalid = Atomic<Int>(0)
+    let statusFramesQueued = Atomic<Int>(0)
 
     private let connectionsGauge = Gauge(label: "odds_ws_connections")
     private let subscriptionsGauge = Gauge(label: "odds_ws_subscriptions")
@@ -26,6 +28,10 @@ final class ServiceMetrics: Sendable {
     private let broadcastCounter = Counter(label: "odds_service_broadcasts_received_total")
     private let undecodableCounter = Counter(label: "odds_service_broadcasts_invalid_total")
     private let e2eLatency = Timer(label: "odds_e2e_latency_seconds")
+    private let suspensionPushLatency = Timer(label: "odds_ws_suspension_push_latency_seconds")
+    private let feedStatusInvalidCounter = Counter(label: "odds_service_feed_status_invalid_total")
+    private let feedGauges: Mutex<[String: Gauge]> = Mutex([:])
+    private let feedChangeCounters: Mutex<[String: Counter]> = Mutex([:])
     private let rejectedCounters: Mutex<[String: Counter]> = Mutex([:])
     private let closeCounters: Mutex<[String: Counter]> = Mutex([:])
     private let fallbackCounters: Mutex<[String: Counter]> = Mutex([:])
@@ -105,6 +111,44 @@ final class ServiceMetrics: Sendable {
     }
 
     func broadcastInvalid() { undecodableCounter.increment() }
+
+    /// A feed status message or hash value that is not a FeedStatus (or on no known channel).
+    func feedStatusInvalid() {
+        feedStatusesInvalid.wrappingAdd(1, ordering: .relaxed)
+        feedStatusInvalidCounter.increment()
+    }
+
+    /// A feed's overlay stored: gauge `odds_feed_suspended{feed}` (1 suspended, 0 open), and
+    /// `odds_service_feed_status_changes_total{feed,state}` when its state changed.
+    func feedStatus(_ status: FeedStatus, stateChanged: Bool) {
+        let gauge = feedGauges.withLock { gauges in
+            if let gauge = gauges[status.feed] { return gauge }
+            let gauge = Gauge(label: "odds_feed_suspended", dimensions: [("feed", status.feed)])
+            gauges[status.feed] = gauge
+            return gauge
+        }
+        gauge.record(status.isSuspended ? 1 : 0)
+        guard stateChanged else { return }
+        let key = "\(status.feed)/\(status.state.rawValue)"
+        let counter = feedChangeCounters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: "odds_service_feed_status_changes_total",
+                                  dimensions: [("feed", status.feed), ("state", status.state.rawValue)])
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// A suspension's status frames were handed to the connections: now - the overlay's since.
+    func suspensionPushed(since: Timestamp, nowMs: Int64) {
+        suspensionPushLatency.recordMilliseconds(max(0, nowMs - since.millisecondsSinceEpoch))
+    }
+
+    func statusFramesQueued(_ count: Int) {
+        guard count > 0 else { return }
+        statusFramesQueued.wrappingAdd(count, ordering: .relaxed)
+    }
 
     /// An inbound WebSocket message refused with an error frame (reason = error code).
     func inboundRejected(_ reason: String) {

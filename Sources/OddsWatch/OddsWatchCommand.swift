@@ -157,6 +157,15 @@ struct OddsWatchCommand: AsyncParsableCommand {
         return interrupt
     }
 
+    /// "SUSPENDED (feed down since 12:01:02)" or "OPEN again (since 12:03:10)".
+    static func statusLine(_ status: EventStatus) -> String {
+        if status.isSuspended {
+            let why = status.reason == .feedDown ? "feed down" : (status.reason?.rawValue ?? "platform")
+            return "SUSPENDED (\(why) since \(WatchBoard.clock(status.since)))"
+        }
+        return "OPEN again (since \(WatchBoard.clock(status.since)))"
+    }
+
     static func subscribeFrame(eventId: String, versions: [String: Int64]) -> String {
         var frame: [String: Any] = ["type": "subscribe", "eventId": eventId]
         if !versions.isEmpty { frame["versions"] = versions }
@@ -166,8 +175,11 @@ struct OddsWatchCommand: AsyncParsableCommand {
 
     static func printLine(_ message: ServerMessage, at now: Date) {
         switch message {
-        case .snapshot(let eventId, let markets):
-            print("snapshot \(eventId): \(markets.count) markets")
+        case .snapshot(let eventId, let markets, let status):
+            let suspended = status.map { " " + Self.statusLine($0) } ?? ""
+            print("snapshot \(eventId): \(markets.count) markets\(suspended)")
+        case .status(let eventId, let status):
+            print("\(eventId) \(Self.statusLine(status))")
         case .odds(_, let update):
             let prices = update.odds.keys.sorted(by: WatchBoard.selectionOrder)
                 .map { "\($0)=\(String(format: "%.2f", update.odds[$0] ?? 0))" }.joined(separator: " ")

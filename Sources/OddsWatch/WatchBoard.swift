@@ -2,8 +2,9 @@ import Contracts
 import Foundation
 
 /// What the watcher shows: the newest version of every market of the followed events, with the
-/// direction each price last moved. Pure state (no I/O), so the version guard and the rendering
-/// are unit-testable.
+/// direction each price last moved, and the platform status of each event (a feed that is down
+/// suspends all its markets: "SUSPENDED (feed down since 12:01:02)"). Pure state (no I/O), so
+/// the version guard and the rendering are unit-testable.
 struct WatchBoard: Sendable {
     enum Move: Sendable, Equatable { case up, down, same }
 
@@ -15,6 +16,8 @@ struct WatchBoard: Sendable {
     }
 
     private(set) var rows: [MarketKey: Row] = [:]
+    /// event → its platform status, from `status` frames and snapshots (absent: open).
+    private(set) var platform: [String: EventStatus] = [:]
     private(set) var framesReceived = 0
     private(set) var staleIgnored = 0
     /// updated_at → receipt of the newest delta, in milliseconds (same-machine clocks).
@@ -53,10 +56,15 @@ struct WatchBoard: Sendable {
 
     mutating func apply(_ message: ServerMessage, receivedAt: Date) {
         switch message {
-        case .snapshot(_, let markets):
+        case .snapshot(let eventId, let markets, let status):
+            // A snapshot carries the platform status only while the event's feed is down.
+            platform[eventId] = status
             for update in markets { apply(update, receivedAt: receivedAt, isDelta: false) }
         case .odds(_, let update):
             apply(update, receivedAt: receivedAt, isDelta: true)
+        case .status(let eventId, let status):
+            framesReceived += 1
+            platform[eventId] = status.isSuspended ? status : nil
         case .pong, .heartbeat, .error:
             break
         }
@@ -102,12 +110,33 @@ struct WatchBoard: Sendable {
             }
             if visible < 40 { prices += String(repeating: " ", count: 40 - visible) }
             let age = max(0, now.timeIntervalSince(update.updatedAt.date))
-            let status = update.status == .open ? "" : " " + paint("SUSPENDED", "33")
+            let status: String
+            if let text = Self.statusText(update, platform: platform[update.eventId]) {
+                status = " " + paint(text, "33")
+            } else {
+                status = ""
+            }
             lines.append(pad(update.eventId, 14) + pad("\(update.homeTeam) v \(update.awayTeam)", 34) + pad(update.market, 8)
                          + prices + pad("\(update.version)", 18) + String(format: "%.1fs", age) + status)
         }
         if sorted.isEmpty { lines.append("(waiting for odds)") }
         return lines.joined(separator: "\n")
+    }
+
+    /// What the STATUS column says about a market: nil while it can be bet on;
+    /// "SUSPENDED (feed down since 12:01:02)" (UTC) while its event's feed is down; "SUSPENDED"
+    /// when the supplier suspended it.
+    static func statusText(_ update: OddsUpdate, platform: EventStatus?) -> String? {
+        if let platform, platform.isSuspended {
+            let why = platform.reason == .feedDown ? "feed down" : (platform.reason?.rawValue ?? "platform")
+            return "SUSPENDED (\(why) since \(clock(platform.since)))"
+        }
+        return update.status == .suspended ? "SUSPENDED" : nil
+    }
+
+    /// `HH:MM:SS` of a timestamp, UTC.
+    static func clock(_ time: Timestamp) -> String {
+        String(time.rfc3339.dropFirst(11).prefix(8))
     }
 
     /// Selections in the order a bettor reads them.

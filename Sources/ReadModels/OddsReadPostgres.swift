@@ -44,16 +44,18 @@ public struct PostgresOddsReadRepository: OddsReadRepository, OddsHistoryReposit
         let rows = try await client.query("""
             SELECT e.event_id, e.home_team, e.away_team,
                    floor(extract(epoch FROM e.last_update_at) * 1000)::int8,
-                   coalesce(array_agg(c.market ORDER BY c.market) FILTER (WHERE c.market IS NOT NULL), '{}')::text[]
+                   coalesce(array_agg(c.market ORDER BY c.market) FILTER (WHERE c.market IS NOT NULL), '{}')::text[],
+                   coalesce(array_agg(DISTINCT c.source) FILTER (WHERE c.source IS NOT NULL), '{}')::text[]
             FROM events e LEFT JOIN odds_current c ON c.event_id = e.event_id
             GROUP BY e.event_id
             ORDER BY e.last_update_at DESC, e.event_id
             LIMIT \(limit)
             """, logger: logger)
         var events: [EventSummary] = []
-        for try await (eventId, home, away, lastMs, markets) in rows.decode((String, String, String, Int64, [String]).self) {
+        for try await (eventId, home, away, lastMs, markets, sources)
+            in rows.decode((String, String, String, Int64, [String], [String]).self) {
             events.append(EventSummary(eventId: eventId, homeTeam: home, awayTeam: away, markets: markets,
-                                       lastUpdate: Timestamp(millisecondsSinceEpoch: lastMs)))
+                                       lastUpdate: Timestamp(millisecondsSinceEpoch: lastMs), sources: sources))
         }
         return events
     }

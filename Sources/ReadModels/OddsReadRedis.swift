@@ -44,6 +44,20 @@ public struct RedisOddsReader: OddsReadRepository {
         return eventIds.compactMap { OddsReadModel.summary(eventId: $0, markets: odds[$0] ?? []) }
     }
 
+    /// The platform status overlay: hash `odds:feed_status` (field = feed id, value = FeedStatus
+    /// JSON, written by odds-processor). Values that do not decode are returned apart, by field.
+    public func feedStatuses() async throws -> FeedStatusRead {
+        var read = FeedStatusRead()
+        for (field, bytes) in try await client.hgetall(RedisKeys.feedStatus).sorted(by: { $0.key < $1.key }) {
+            if let status = try? ContractCoding.decoder.decode(FeedStatus.self, from: Data(bytes)) {
+                read.statuses.append(status)
+            } else {
+                read.invalidFields.append(field)
+            }
+        }
+        return read
+    }
+
     public func isReachable() async -> Bool {
         (try? await client.ping()) != nil
     }
@@ -70,6 +84,13 @@ public struct RedisOddsReader: OddsReadRepository {
         }
         return updates.sorted { $0.market < $1.market }
     }
+}
+
+/// What `RedisOddsReader.feedStatuses()` found.
+public struct FeedStatusRead: Sendable, Hashable {
+    public var statuses: [FeedStatus] = []
+    /// Hash fields whose value is not a FeedStatus.
+    public var invalidFields: [String] = []
 }
 
 /// Bounded map (event, market) → last raw value and its decoded form. Only a byte-identical

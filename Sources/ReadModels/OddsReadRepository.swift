@@ -36,11 +36,13 @@ extension OddsReadRepository {
 
 /// Turns the current odds of one event into the event summary of `GET /v1/events`.
 public enum OddsReadModel {
-    /// Nil for an empty market list. Teams come from the newest update of the event.
+    /// Nil for an empty market list. Teams come from the newest update of the event. The
+    /// summary's effective status is `open` until the caller applies the feed overlay.
     public static func summary(eventId: String, markets: [OddsUpdate]) -> EventSummary? {
         guard let newest = markets.max(by: { $0.updatedAt < $1.updatedAt }) else { return nil }
         return EventSummary(eventId: eventId, homeTeam: newest.homeTeam, awayTeam: newest.awayTeam,
-                            markets: markets.map(\.market).sorted(), lastUpdate: newest.updatedAt)
+                            markets: markets.map(\.market).sorted(), lastUpdate: newest.updatedAt,
+                            sources: Array(Set(markets.map(\.source))).sorted())
     }
 
     /// Per market, the newer version of the two sources (ties keep `primary`). Sorted by market.

@@ -47,6 +47,58 @@ import Testing
         #expect(try JSONDecoder().decode(ServerMessage.self, from: Data(snapshot.utf8)) == .snapshot(eventId: "MATCH_001", markets: [update]))
     }
 
+    @Test func statusFramesEncodeAsDocumented() throws {
+        let since = try #require(Timestamp(rfc3339: "2026-11-22T12:01:02.345Z"))
+        let suspended = ServerMessage.status(eventId: "MATCH_001", status: .suspended(since: since))
+        #expect(suspended.jsonString()
+            == #"{"effectiveStatus":"suspended","eventId":"MATCH_001","reason":"feed_down","since":"2026-11-22T12:01:02.345Z","type":"status"}"#)
+        // Open again: reason is an explicit null (the frame always has its five members).
+        let open = ServerMessage.status(eventId: "MATCH_001", status: .open(since: since))
+        #expect(open.jsonString()
+            == #"{"effectiveStatus":"open","eventId":"MATCH_001","reason":null,"since":"2026-11-22T12:01:02.345Z","type":"status"}"#)
+        for message in [suspended, open] {
+            #expect(try JSONDecoder().decode(ServerMessage.self, from: Data(message.jsonString().utf8)) == message)
+        }
+    }
+
+    @Test func aSnapshotCarriesTheSuspensionOnlyWhenThereIsOne() throws {
+        let update = try OddsUpdateValidator.validate(frame(validFields())).get()
+        let since = try #require(Timestamp(rfc3339: "2026-11-22T12:01:02.345Z"))
+        let during = ServerMessage.snapshot(eventId: "MATCH_001", markets: [update], status: .suspended(since: since))
+        #expect(during.jsonString().hasSuffix(
+            #""status":{"effectiveStatus":"suspended","reason":"feed_down","since":"2026-11-22T12:01:02.345Z"},"type":"snapshot"}"#))
+        #expect(try JSONDecoder().decode(ServerMessage.self, from: Data(during.jsonString().utf8)) == during)
+        let plain = ServerMessage.snapshot(eventId: "MATCH_001", markets: [update]).jsonString()
+        #expect(!plain.contains(#""status":{"#))
+        guard case .snapshot(_, _, let status) = try JSONDecoder().decode(ServerMessage.self, from: Data(plain.utf8)) else {
+            Issue.record("not a snapshot")
+            return
+        }
+        #expect(status == nil)
+    }
+
+    @Test func theDocumentedExamplesDecode() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("contracts/examples/ws/valid")
+        let suspended = try Data(contentsOf: folder.appendingPathComponent("server_status_suspended.json"))
+        guard case .status(let eventId, let status) = try JSONDecoder().decode(ServerMessage.self, from: suspended) else {
+            Issue.record("server_status_suspended.json is not a status frame")
+            return
+        }
+        #expect(eventId == "BRA_2026_R34_FLA_PAL")
+        #expect(status == .suspended(since: Timestamp(rfc3339: "2026-11-22T12:01:02.345Z")!))
+        let open = try Data(contentsOf: folder.appendingPathComponent("server_status_open_again.json"))
+        #expect(try JSONDecoder().decode(ServerMessage.self, from: open)
+            == .status(eventId: "BRA_2026_R34_FLA_PAL", status: .open(since: Timestamp(rfc3339: "2026-11-22T12:03:10.001Z")!)))
+        let snapshot = try Data(contentsOf: folder.appendingPathComponent("server_snapshot_during_feed_outage.json"))
+        guard case .snapshot(_, let markets, let carried) = try JSONDecoder().decode(ServerMessage.self, from: snapshot) else {
+            Issue.record("not a snapshot")
+            return
+        }
+        #expect(markets.count == 1)
+        #expect(carried?.isSuspended == true && carried?.reason == .feedDown)
+    }
+
     @Test func restTypesUseCamelCase() throws {
         let update = try OddsUpdateValidator.validate(frame(validFields())).get()
         let response = EventOddsResponse(eventId: "MATCH_001", homeTeam: "Flamengo", awayTeam: "Palmeiras", markets: [MarketOdds(update)])

@@ -135,6 +135,13 @@ extension ServerMessage {
     public var isHeartbeat: Bool { if case .heartbeat = self { true } else { false } }
     public var isPong: Bool { if case .pong = self { true } else { false } }
     public var errorCode: String? { if case .error(let code, _) = self { code } else { nil } }
-    public var snapshotMarkets: [OddsUpdate]? { if case .snapshot(_, let markets) = self { markets } else { nil } }
+    public var snapshotMarkets: [OddsUpdate]? { if case .snapshot(_, let markets, _) = self { markets } else { nil } }
+    /// The platform status a snapshot carried (its feed was down), or nil.
+    public var snapshotStatus: EventStatus? { if case .snapshot(_, _, let status) = self { status } else { nil } }
+    public var isStatus: Bool { if case .status = self { true } else { false } }
+    /// A `status` frame's event and status.
+    public var statusFrame: (eventId: String, status: EventStatus)? {
+        if case .status(let eventId, let status) = self { (eventId, status) } else { nil }
+    }
     public var oddsPayload: OddsUpdate? { if case .odds(_, let payload) = self { payload } else { nil } }
 }

@@ -55,7 +55,7 @@ struct ConnectionRulesTests {
     @Test func versionGuardDropsStaleAndDuplicates() {
         var state = ConnectionState(maxSubscriptions: 10, queueLimit: 100, queueHardLimit: 200)
         #expect(state.subscribe(eventIds: ["E"], resume: [:]) == .success(["E"]))
-        _ = state.completeSnapshot(eventId: "E", markets: []) { _ in control() }
+        _ = state.completeSnapshot(eventId: "E", markets: []) { _, _ in control() }
         let v5 = Fixtures.update("E", version: 5)
         #expect(state.offer(v5, frame: frame(v5)) == .queued)
         #expect(state.offer(v5, frame: frame(v5)) == .stale)
@@ -73,7 +73,7 @@ struct ConnectionRulesTests {
         // While the snapshot loads, a delta is held even if the socket could take it.
         let v1 = Fixtures.update("E", version: 1)
         #expect(state.offer(v1, frame: frame(v1), canSendNow: true) == .buffered)
-        _ = state.completeSnapshot(eventId: "E", markets: []) { _ in control() }
+        _ = state.completeSnapshot(eventId: "E", markets: []) { _, _ in control() }
         // The snapshot is queued: a newer delta queues behind it instead of overtaking it.
         let v2 = Fixtures.update("E", version: 2)
         #expect(state.offer(v2, frame: frame(v2), canSendNow: true) == .queued)
@@ -95,7 +95,7 @@ struct ConnectionRulesTests {
         var sent: [OddsUpdate] = []
         let result = state.completeSnapshot(eventId: "E", markets: [
             Fixtures.update("E", "1x2", version: 6), Fixtures.update("E", "btts", version: 3),
-        ]) { markets in sent = markets; return control() }
+        ]) { markets, _ in sent = markets; return control() }
         #expect(result?.markets.map(\.version) == [7, 3])
         #expect(sent.map(\.market) == ["1x2", "btts"])
         // Anything not newer than the snapshot is now stale.
@@ -110,7 +110,7 @@ struct ConnectionRulesTests {
         let result = state.completeSnapshot(eventId: "E", markets: [
             Fixtures.update("E", "1x2", version: 41), Fixtures.update("E", "btts", version: 10),
             Fixtures.update("E", "ou_2_5", version: 1),
-        ]) { _ in control() }
+        ]) { _, _ in control() }
         #expect(result?.markets.map(\.market) == ["btts", "ou_2_5"])
         let old = Fixtures.update("E", "1x2", version: 40)
         #expect(state.offer(old, frame: frame(old)) == .stale)
@@ -129,7 +129,7 @@ struct ConnectionRulesTests {
     @Test func unsubscribeDropsPendingFramesAndVersions() {
         var state = ConnectionState(maxSubscriptions: 10, queueLimit: 100, queueHardLimit: 200)
         _ = state.subscribe(eventIds: ["E"], resume: [:])
-        _ = state.completeSnapshot(eventId: "E", markets: []) { _ in PendingFrame(kind: .snapshot, bytes: ByteBuffer(), eventId: "E") }
+        _ = state.completeSnapshot(eventId: "E", markets: []) { _, _ in PendingFrame(kind: .snapshot, bytes: ByteBuffer(), eventId: "E") }
         let update = Fixtures.update("E", version: 3)
         _ = state.offer(update, frame: frame(update))
         _ = state.unsubscribe(eventIds: ["E"])

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import IntegrationSupport
+import Redis
 import SocketSupport
 import Testing
 @testable import OddsService
@@ -246,14 +247,26 @@ struct RESTTests {
         let service = try await RunningService.start()
         defer { Task { await service.stop() } }
         let t0 = Timestamp(millisecondsSinceEpoch: 1_790_000_000_000)
-        for event in ["MATCH_001", "br.serie-a:2026:r38:fla-pal"] {
-            let updates = [Fixtures.update(event, version: 1, updatedAt: t0), Fixtures.update(event, version: 2, price: 2.5, updatedAt: t0),
-                           Fixtures.update(event, "ou_2_5", version: 1, updatedAt: t0), Fixtures.update(event, "btts", version: 3, updatedAt: t0)]
+        // Every effective status is answered: MATCH_001's feed is down (feed_down), the other
+        // event's feed is open, with one market suspended by the supplier.
+        for (event, source) in [("MATCH_001", "test"), ("br.serie-a:2026:r38:fla-pal", "other-feed")] {
+            var updates = [Fixtures.update(event, version: 1, updatedAt: t0), Fixtures.update(event, version: 2, price: 2.5, updatedAt: t0),
+                           Fixtures.update(event, "ou_2_5", version: 1, updatedAt: t0,
+                                           status: source == "test" ? .open : .suspended),
+                           Fixtures.update(event, "btts", version: 3, updatedAt: t0)]
+            for index in updates.indices { updates[index].source = source }
             try await service.database.seed(updates)
             for update in updates where update.version > 1 || update.market == "ou_2_5" {
                 try await service.seeder.write(update, publish: false)
             }
         }
+        let down = FeedStatus.suspended(feed: "test", detail: "supplier_silent", since: t0)
+        _ = try await service.redis.hset(RedisKeys.feedStatus, field: "test", to: Array(down.jsonData()))
+        _ = try await service.redis.publish(Array(down.jsonData()), to: RedisKeys.feedStatusChannel)
+        let suspended = try await TestInfrastructure.waitUntil { service.app.hub.board.status(of: "test")?.isSuspended == true }
+        #expect(suspended, "waited for odds-service to take the feed overlay")
+        let shown = try await service.get("/v1/events/MATCH_001/markets").decode(MarketListResponse.self)
+        #expect(shown.markets.allSatisfy { $0.statusReason == .feedDown })
 
         let root = ServiceTestDatabase.repositoryRoot
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("schemathesis-\(UUID().uuidString.prefix(8))")

@@ -2,6 +2,7 @@ import Contracts
 import Foundation
 import IntegrationSupport
 import NIOWebSocket
+import Redis
 import Testing
 @testable import OddsService
 
@@ -57,7 +58,7 @@ struct WebSocketTests {
         try await subscribe(client, [first, second], versions: ["1x2": 41, "btts": 9])
         let snapshots = try await client.waitFor(2) { $0.isSnapshot }
         let byEvent = Dictionary(uniqueKeysWithValues: snapshots.compactMap { message -> (String, [OddsUpdate])? in
-            if case .snapshot(let eventId, let markets) = message { return (eventId, markets) }
+            if case .snapshot(let eventId, let markets, _) = message { return (eventId, markets) }
             return nil
         })
         #expect(byEvent[first]?.map(\.market) == ["btts", "ou_2_5"])
@@ -298,5 +299,154 @@ struct WebSocketTests {
         let fromSecond = try await b.waitFor(20) { $0.isOdds }.compactMap(\.oddsPayload).map(\.version)
         #expect(fromFirst == Array(1...20))
         #expect(fromSecond == Array(1...20))
+    }
+
+    // MARK: feed suspension (the platform status overlay)
+
+    static let feed = "supplier-simulator"
+
+    func market(_ event: String, _ market: String = "1x2", version: Int64, source: String = feed) -> OddsUpdate {
+        var update = Fixtures.update(event, market, version: version)
+        update.source = source
+        return update
+    }
+
+    /// As odds-processor does: HSET odds:feed_status, then PUBLISH the same JSON.
+    func writeFeedStatus(_ service: RunningService, _ status: FeedStatus, publish: Bool = true) async throws {
+        let json = Array(status.jsonData())
+        var commands: [[RedisArgument]] = [["HSET", .string(RedisKeys.feedStatus), .string(status.feed), .bytes(json)]]
+        if publish { commands.append(["PUBLISH", .string(RedisKeys.feedStatusChannel), .bytes(json)]) }
+        for result in try await service.redis.pipeline(commands) { _ = try result.get() }
+    }
+
+    func statusFrames(_ client: WSTestClient, _ state: MarketStatus) -> [(eventId: String, status: EventStatus)] {
+        client.messages.compactMap(\.statusFrame).filter { $0.status.effectiveStatus == state }
+    }
+
+    /// The feed of two followed events goes down, then recovers: REST shows every market of
+    /// that feed suspended (feed_down, since) and then open again; a connected subscriber gets
+    /// one status frame per followed event each time; one that connects during the outage gets
+    /// the suspension in its snapshot; markets of another feed are untouched.
+    @Test func feedSuspensionReachesRESTAndSubscribers() async throws {
+        let service = try await RunningService.start()
+        defer { Task { await service.stop() } }
+        let first = Fixtures.eventId("FD")
+        let second = Fixtures.eventId("FD")
+        let elsewhere = Fixtures.eventId("FD")
+        for update in [market(first, version: 3), market(first, "btts", version: 2), market(second, version: 7),
+                       market(elsewhere, version: 1, source: "other-feed")] {
+            try await service.seeder.write(update, publish: false)
+        }
+        let early = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await early.close() } }
+        try await subscribe(early, [first, second, elsewhere])
+        let snapshots = try await early.waitFor(3) { $0.isSnapshot }
+        #expect(snapshots.count == 3, "waited for the 3 snapshots")
+        #expect(snapshots.allSatisfy { $0.snapshotStatus == nil }, "no feed is down yet")
+
+        // The feed goes down.
+        let since = Timestamp.now()
+        try await writeFeedStatus(service, .suspended(feed: Self.feed, detail: "supplier_silent", since: since))
+        let suspensions = try await early.waitFor(2) { $0.statusFrame?.status.effectiveStatus == .suspended }
+        #expect(suspensions.count == 2, "waited for one suspension frame per followed event of the feed")
+        #expect(Set(suspensions.compactMap(\.statusFrame?.eventId)) == [first, second])
+        #expect(suspensions.allSatisfy { $0.statusFrame?.status == .suspended(since: since) })
+
+        // REST: every market of the feed is suspended, the supplier's status is kept.
+        let odds = try await service.get("/v1/events/\(first)/odds").decode(EventOddsResponse.self)
+        #expect(odds.markets.count == 2)
+        for entry in odds.markets {
+            #expect(entry.status == .open)
+            #expect(entry.effectiveStatus == .suspended && entry.statusReason == .feedDown && entry.statusSince == since)
+        }
+        let markets = try await service.get("/v1/events/\(second)/markets").decode(MarketListResponse.self)
+        #expect(markets.markets.allSatisfy { $0.effectiveStatus == .suspended && $0.statusReason == .feedDown })
+        let untouched = try await service.get("/v1/events/\(elsewhere)/odds").decode(EventOddsResponse.self)
+        #expect(untouched.markets.allSatisfy { $0.effectiveStatus == .open && $0.statusReason == nil })
+        let events = try await service.get("/v1/events").decode(EventListResponse.self).events
+        #expect(events.count == 3)
+        for event in events {
+            if event.eventId == elsewhere {
+                #expect(event.effectiveStatus == .open && event.statusReason == nil)
+            } else {
+                #expect(event.effectiveStatus == .suspended && event.statusReason == .feedDown && event.statusSince == since)
+            }
+        }
+        let metrics = try await service.get("/metrics", port: service.metricsPort).text
+        #expect(metrics.contains("odds_feed_suspended"), "gauge odds_feed_suspended missing from /metrics")
+        #expect(metrics.contains("odds_ws_suspension_push_latency_seconds"), "push latency timer missing from /metrics")
+
+        // A subscriber that connects during the outage sees it in its snapshot.
+        let late = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await late.close() } }
+        try await subscribe(late, [first])
+        let lateSnapshot = try await late.waitFor { $0.isSnapshot }.first
+        #expect(lateSnapshot?.snapshotStatus == .suspended(since: since), "the snapshot taken during the outage carries it")
+        #expect(lateSnapshot?.snapshotMarkets?.count == 2)
+
+        // The same status again (a reload, a duplicate message) tells nobody anything new;
+        // garbage on the channel is counted, not fatal.
+        try await writeFeedStatus(service, .suspended(feed: Self.feed, detail: "supplier_silent", since: since))
+        try await service.redis.publish(Array("not a feed status".utf8), to: RedisKeys.feedStatusChannel)
+        try await service.redis.publish(Array(#"{"feed":"x","state":"closed","since":"2026-11-22T12:01:02.345Z"}"#.utf8),
+                                        to: RedisKeys.feedStatusChannel)
+        let counted = try await TestInfrastructure.waitUntil(timeout: .seconds(10)) {
+            service.metrics.feedStatusesInvalid.load(ordering: .relaxed) >= 2
+        }
+        #expect(counted, "waited for the two garbage messages to be counted")
+
+        // Recovery: open again, pushed to both.
+        let reopened = Timestamp(millisecondsSinceEpoch: since.millisecondsSinceEpoch + 1500)
+        try await writeFeedStatus(service, .open(feed: Self.feed, since: reopened))
+        let openings = try await early.waitFor(2) { $0.statusFrame?.status.effectiveStatus == .open }
+        #expect(openings.count == 2, "waited for one reopening frame per followed event of the feed")
+        #expect(openings.allSatisfy { $0.statusFrame?.status == .open(since: reopened) })
+        let lateOpen = try await late.waitFor { $0.statusFrame?.status.effectiveStatus == .open }
+        #expect(lateOpen.first?.statusFrame?.eventId == first, "the late subscriber is told of the reopening")
+        #expect(try await service.get("/v1/events/\(first)/odds").decode(EventOddsResponse.self).markets
+            .allSatisfy { $0.effectiveStatus == .open && $0.statusReason == nil && $0.statusSince == nil })
+
+        // Barrier: everything pushed before the pong has arrived.
+        try await early.send(#"{"type":"ping"}"#)
+        try await early.waitFor { $0.isPong }
+        #expect(statusFrames(early, .suspended).count == 2, "one suspension per event, not repeated")
+        #expect(statusFrames(early, .open).count == 2)
+        #expect(!early.messages.contains { $0.statusFrame?.eventId == elsewhere }, "another feed's event is never told")
+        #expect(statusFrames(late, .suspended).isEmpty, "the late subscriber had the suspension in its snapshot")
+        // Status frames never come before an event's snapshot.
+        for client in [early, late] {
+            var snapshotted: Set<String> = []
+            for message in client.messages {
+                if case .snapshot(let eventId, _, _) = message { snapshotted.insert(eventId) }
+                if let frame = message.statusFrame { #expect(snapshotted.contains(frame.eventId)) }
+            }
+        }
+    }
+
+    /// Without a message (lost, or written while odds-service was not subscribed), the overlay is
+    /// still read from the hash: at start, and periodically.
+    @Test func feedStatusIsReadFromTheHashAtStartAndPeriodically() async throws {
+        let service = try await RunningService.start(environment: ["FEED_STATUS_RELOAD_MS": "200"])
+        defer { Task { await service.stop() } }
+        let event = Fixtures.eventId("FH")
+        try await service.seeder.write(market(event, version: 4), publish: false)
+        let client = try await WSTestClient.connect(service.wsURL)
+        defer { Task { await client.close() } }
+        try await subscribe(client, [event])
+        try await client.waitFor { $0.isSnapshot }
+
+        let since = Timestamp.now()
+        try await writeFeedStatus(service, .suspended(feed: Self.feed, detail: "heartbeat_missing", since: since), publish: false)
+        let told = try await client.waitFor(timeout: .seconds(10)) { $0.statusFrame?.status.isSuspended == true }
+        #expect(told.count == 1, "waited for the periodic reload to find the suspension")
+        #expect(try await service.get("/v1/events/\(event)/markets").decode(MarketListResponse.self).markets
+            .allSatisfy { $0.effectiveStatus == .suspended && $0.statusSince == since })
+
+        // A second instance starting during the outage reads it at start.
+        let second = try await RunningService.start(sharing: service, environment: ["FEED_STATUS_RELOAD_MS": "600000"])
+        defer { Task { await second.stop() } }
+        #expect(try await second.get("/v1/events/\(event)/odds").decode(EventOddsResponse.self).markets
+            .allSatisfy { $0.effectiveStatus == .suspended && $0.statusReason == .feedDown })
+        #expect(second.app.hub.board.status(of: Self.feed)?.isSuspended == true)
     }
 }

@@ -57,6 +57,39 @@ struct WatchBoardTests {
         #expect(text.contains("Flamengo v Palmeiras"))
     }
 
+    @Test("a feed outage shows every market of the event suspended with the reason, until it reopens")
+    func feedSuspension() {
+        var board = WatchBoard()
+        let now = Date()
+        let since = Timestamp(millisecondsSinceEpoch: 1_764_000_062_345)  // 2025-11-24T16:01:02.345Z
+        board.apply(.snapshot(eventId: "MATCH_001", markets: [update(1, home: 2.5), update(1, home: 2.0, market: "ou_2_5")]),
+                    receivedAt: now)
+        board.apply(.snapshot(eventId: "MATCH_002", markets: [update(1, home: 1.5, event: "MATCH_002")]), receivedAt: now)
+        #expect(!board.render(now: now, colour: false, title: "t").contains("SUSPENDED"))
+
+        board.apply(.status(eventId: "MATCH_001", status: .suspended(since: since)), receivedAt: now)
+        let text = board.render(now: now, colour: false, title: "t")
+        let suspendedLines = text.split(separator: "\n").filter { $0.contains("SUSPENDED (feed down since 16:01:02)") }
+        #expect(suspendedLines.count == 2)
+        #expect(suspendedLines.allSatisfy { $0.contains("MATCH_001") })
+
+        board.apply(.status(eventId: "MATCH_001", status: .open(since: since)), receivedAt: now)
+        #expect(!board.render(now: now, colour: false, title: "t").contains("SUSPENDED"))
+
+        // A snapshot taken during the outage says so itself.
+        board.apply(.snapshot(eventId: "MATCH_002", markets: [], status: .suspended(since: since)), receivedAt: now)
+        #expect(board.render(now: now, colour: false, title: "t").contains("SUSPENDED (feed down since 16:01:02)"))
+        #expect(OddsWatchCommand.statusLine(.open(since: since)) == "OPEN again (since 16:01:02)")
+    }
+
+    @Test("a supplier suspension shows without a feed reason")
+    func supplierSuspension() {
+        var suspended = update(1, home: 2.5)
+        suspended.status = .suspended
+        #expect(WatchBoard.statusText(suspended, platform: nil) == "SUSPENDED")
+        #expect(WatchBoard.statusText(update(1, home: 2.5), platform: nil) == nil)
+    }
+
     @Test("a resuming subscribe carries the versions already shown")
     func subscribeFrame() throws {
         let frame = OddsWatchCommand.subscribeFrame(eventId: "MATCH_001", versions: ["1x2": 4])

@@ -3,7 +3,9 @@ import Hummingbird
 /// `GET /` — a small self-contained page that follows events over `/ws/odds` and shows prices
 /// changing live (the browser side of `make demo`). It uses only the public API: the event list
 /// from REST, then subscribe / snapshot / odds frames, and a resuming subscribe (`versions`)
-/// after a reconnect. `?events=A,B` picks events; otherwise the first eight listed.
+/// after a reconnect. `?events=A,B` picks events; otherwise the first eight listed. A market
+/// whose feed is down (a `status` frame, or a snapshot's `status`) shows
+/// "SUSPENDED (feed down since HH:MM:SS)" until a `status` frame reopens its event.
 enum LivePage {
     static let path = "/"
 
@@ -24,6 +26,7 @@ enum LivePage {
     table{border-collapse:collapse;min-width:760px} th,td{padding:6px 10px;text-align:left;border-bottom:1px solid #26313b}
     th{color:#9aa5b1;font-weight:600} td.p{font-variant-numeric:tabular-nums;transition:background .8s}
     .up{background:#1d4d2b}.down{background:#5a1f24}.susp{color:#f0b429} .v{color:#9aa5b1}
+    tr.feeddown td:nth-child(4){opacity:.45;text-decoration:line-through}
     </style></head><body>
     <h1>Live odds</h1><div id="status">connecting…</div>
     <table><thead><tr><th>Event</th><th>Match</th><th>Market</th><th>Prices</th><th>Version</th><th>Latency</th></tr></thead>
@@ -31,8 +34,23 @@ enum LivePage {
     <script>
     const order = {home:0,draw:1,away:2,over:3,under:4};
     const rows = new Map();      // "event/market" -> {u, tr}
+    const platform = new Map();  // event -> {effectiveStatus, reason, since} (status frames)
     let frames = 0, events = [];
     const status = t => document.getElementById('status').textContent = t + ' — frames ' + frames;
+    const hms = t => new Date(Date.parse(t)).toISOString().slice(11, 19);
+    function statusCell(u) {
+      const p = platform.get(u.event_id);
+      if (p && p.effectiveStatus === 'suspended')
+        return ' <span class="susp">SUSPENDED (' + (p.reason === 'feed_down' ? 'feed down' : p.reason) + ' since ' + hms(p.since) + ' UTC)</span>';
+      return u.status === 'suspended' ? ' <span class="susp">suspended</span>' : '';
+    }
+    function setPlatform(eventId, s) {
+      if (s) platform.set(eventId, s); else platform.delete(eventId);
+      for (const {u, tr} of rows.values()) if (u.event_id === eventId) {
+        tr.children[2].innerHTML = u.market + statusCell(u);
+        tr.classList.toggle('feeddown', !!s && s.effectiveStatus === 'suspended');
+      }
+    }
     function render(u, isDelta) {
       const key = u.event_id + '/' + u.market, known = rows.get(key);
       if (known && known.u.version >= u.version) return;   // never go back in versions
@@ -50,7 +68,9 @@ enum LivePage {
       }).join(' &nbsp; ');
       const c = tr.children;
       c[0].textContent = u.event_id; c[1].textContent = u.home_team + ' v ' + u.away_team;
-      c[2].innerHTML = u.market + (u.status === 'suspended' ? ' <span class="susp">suspended</span>' : '');
+      c[2].innerHTML = u.market + statusCell(u);
+      const p = platform.get(u.event_id);
+      tr.classList.toggle('feeddown', !!p && p.effectiveStatus === 'suspended');
       c[3].innerHTML = prices; c[4].textContent = u.version;
       if (isDelta) c[5].textContent = (Date.now() - Date.parse(u.updated_at)) + ' ms';
       rows.set(key, {u, tr});
@@ -69,8 +89,13 @@ enum LivePage {
       ws.onmessage = m => {
         frames++;
         const f = JSON.parse(m.data);
-        if (f.type === 'snapshot') f.markets.forEach(u => render(u, false));
+        if (f.type === 'snapshot') {
+          // A snapshot carries the platform status only while the feed is down.
+          setPlatform(f.eventId, f.status || null);
+          f.markets.forEach(u => render(u, false));
+        }
         else if (f.type === 'odds') render(f.payload, true);
+        else if (f.type === 'status') setPlatform(f.eventId, f);
         else if (f.type === 'error') status('error ' + f.code + ': ' + f.message);
       };
       ws.onclose = e => { status('disconnected (' + e.code + '), reconnecting'); setTimeout(connect, 1000); };

@@ -108,6 +108,8 @@ enum RequestValidation {
 /// `GET /v1/events...` and `GET /openapi.yaml`.
 struct OddsRESTController: Sendable {
     let query: OddsQueryService
+    /// The feed status overlay: every answer shows each market's effective status.
+    let board: FeedStatusBoard
     let metrics: ServiceMetrics
     let openAPIDocument: String?
     let maxEventsPerPage: Int
@@ -130,7 +132,9 @@ struct OddsRESTController: Sendable {
                 let parameters = try QueryParameters(query: request.uri.query)
                 let limit = try RequestValidation.limit(parameters.value("limit", code: "invalid_limit"),
                                                         default: defaultEventsPerPage, max: maxEventsPerPage)
-                return JSONResponse.make(body: EventListResponse(events: try await query.events(limit: limit)))
+                let events = try await query.events(limit: limit)
+                let overlay = board.overlay
+                return JSONResponse.make(body: EventListResponse(events: events.map { $0.withOverlay(overlay) }))
             }
         }
         router.get(RouterPath(Self.Path.markets)) { _, context in
@@ -138,8 +142,9 @@ struct OddsRESTController: Sendable {
                 let eventId = try RequestValidation.eventId(context.parameters.get("id"))
                 let markets = try await query.currentOdds(eventId: eventId)
                 guard !markets.isEmpty else { throw APIError.eventNotFound(eventId) }
+                let overlay = board.overlay
                 return JSONResponse.make(body: MarketListResponse(eventId: eventId, markets: markets.map {
-                    MarketSummary(market: $0.market, status: $0.status, version: $0.version, updatedAt: $0.updatedAt)
+                    MarketSummary($0, overlay: overlay)
                 }))
             }
         }
@@ -148,8 +153,10 @@ struct OddsRESTController: Sendable {
                 let eventId = try RequestValidation.eventId(context.parameters.get("id"))
                 let markets = try await query.currentOdds(eventId: eventId)
                 guard let newest = markets.max(by: { $0.updatedAt < $1.updatedAt }) else { throw APIError.eventNotFound(eventId) }
+                let overlay = board.overlay
                 return JSONResponse.make(body: EventOddsResponse(
-                    eventId: eventId, homeTeam: newest.homeTeam, awayTeam: newest.awayTeam, markets: markets.map(MarketOdds.init)))
+                    eventId: eventId, homeTeam: newest.homeTeam, awayTeam: newest.awayTeam,
+                    markets: markets.map { MarketOdds($0, overlay: overlay) }))
             }
         }
         router.get(RouterPath(Self.Path.history)) { request, context in

@@ -9,6 +9,11 @@ import Contracts
 /// (event, market) a client sees strictly increasing versions. While an event's snapshot is
 /// being read, its deltas are held in `pendingSnapshots` and folded into the snapshot when it
 /// arrives, so a delta can never overtake (or duplicate) the snapshot.
+///
+/// Platform status (feed suspension): while an event's snapshot is loading its status frames
+/// are not queued: the snapshot, built under the same lock, carries the status of that moment.
+/// After it, a status frame is queued only when it changes what this client was last told
+/// (`lastStatus`; never told = open), so a client never sees the same state twice in a row.
 struct ConnectionState {
     enum DeltaResult: Equatable {
         /// Nothing was pending and the caller may write now: the frame was not queued, the
@@ -20,6 +25,17 @@ struct ConnectionState {
         /// Not newer than what this client already has (or has queued).
         case stale
         case notSubscribed
+        case conflated(dropped: Int)
+        case overflow
+    }
+
+    enum StatusResult: Equatable {
+        case queued
+        case notSubscribed
+        /// The event's snapshot is loading; it will carry the current status.
+        case awaitingSnapshot
+        /// The client already has this status.
+        case unchanged
         case conflated(dropped: Int)
         case overflow
     }
@@ -36,6 +52,8 @@ struct ConnectionState {
     /// Deltas that arrived while the event's snapshot was loading (newest per market, bounded
     /// by the number of markets of the event).
     private var pendingSnapshots: [String: [String: (update: OddsUpdate, frame: PendingFrame)]] = [:]
+    /// The platform status last queued (in a snapshot or a status frame) per event.
+    private(set) var lastStatus: [String: EventStatus] = [:]
 
     init(maxSubscriptions: Int, queueLimit: Int, queueHardLimit: Int) {
         self.maxSubscriptions = maxSubscriptions
@@ -68,10 +86,14 @@ struct ConnectionState {
     /// Queues the snapshot of `eventId`: the read model's markets merged with the deltas held
     /// meanwhile, newest per market, minus whatever the client already has. `encode` builds the
     /// frame. Nil when the event is no longer awaiting a snapshot (unsubscribed meanwhile).
+    /// `status` gives the event's platform status now from the feeds of the snapshot's markets
+    /// (nil: nothing known, open); `encode` gets the markets to send and that status (the
+    /// frame carries it when suspended).
     mutating func completeSnapshot(
         eventId: String,
         markets: [OddsUpdate],
-        encode: ([OddsUpdate]) -> PendingFrame
+        status: (Set<String>) -> EventStatus? = { _ in nil },
+        encode: ([OddsUpdate], EventStatus?) -> PendingFrame
     ) -> (markets: [OddsUpdate], result: OutboundQueue.PushResult)? {
         guard subscriptions.contains(eventId), let held = pendingSnapshots.removeValue(forKey: eventId) else { return nil }
         var newest: [String: OddsUpdate] = [:]
@@ -90,7 +112,32 @@ struct ConnectionState {
             sentVersions[key] = update.version
             send.append(update)
         }
-        return (send, queue.push(encode(send)))
+        let current = status(Set(newest.values.map(\.source)))
+        if let current { lastStatus[eventId] = current } else { lastStatus.removeValue(forKey: eventId) }
+        return (send, queue.push(encode(send, current)))
+    }
+
+    /// Whether a client last told `told` must hear `status`: a suspension it does not have yet
+    /// (or one with another `since`), or a reopening after a suspension it was told of.
+    static func mustTell(_ status: EventStatus, told: EventStatus?) -> Bool {
+        guard let told else { return status.isSuspended }
+        if status.isSuspended { return !told.isSuspended || told.since != status.since }
+        return told.isSuspended
+    }
+
+    /// A change of an event's platform status: queued (never conflated away, see
+    /// `OutboundQueue`) unless the client is not subscribed, waits for the event's snapshot, or
+    /// already has it.
+    mutating func offerStatus(eventId: String, status: EventStatus, frame: PendingFrame) -> StatusResult {
+        guard subscriptions.contains(eventId) else { return .notSubscribed }
+        if pendingSnapshots[eventId] != nil { return .awaitingSnapshot }
+        guard Self.mustTell(status, told: lastStatus[eventId]) else { return .unchanged }
+        lastStatus[eventId] = status
+        switch queue.push(frame) {
+        case .queued: return .queued
+        case .conflated(let dropped): return .conflated(dropped: dropped)
+        case .overflow: return .overflow
+        }
     }
 
     /// A live update from the channel (or a re-sync): queued if this client is subscribed and
@@ -128,6 +175,7 @@ struct ConnectionState {
         for eventId in eventIds where subscriptions.remove(eventId) != nil {
             removed.append(eventId)
             pendingSnapshots.removeValue(forKey: eventId)
+            lastStatus.removeValue(forKey: eventId)
             queue.removeAll(eventId: eventId)
         }
         if !removed.isEmpty {

@@ -16,6 +16,9 @@ final class FanOutHub: Sendable {
         var subscribers: [String: [Bucket]] = [:]
         var nextId: UInt64 = 1
         var flushers: [ObjectIdentifier: EventLoopFlusher] = [:]
+        /// event id → the feeds (`source`) of its markets, as seen in snapshots and deltas, for
+        /// events with subscribers: who must hear of a feed status change.
+        var eventFeeds: [String: Set<String>] = [:]
     }
 
     /// The subscribers of one event that live on one event loop (nil: no channel, tests).
@@ -25,12 +28,16 @@ final class FanOutHub: Sendable {
     }
 
     private let state = Mutex(State())
+    private let statusPushes = Mutex(())
     let limits: ServiceConfiguration.WebSocketLimits
     let metrics: ServiceMetrics
+    /// The platform status overlay (feed suspensions).
+    let board: FeedStatusBoard
 
-    init(limits: ServiceConfiguration.WebSocketLimits, metrics: ServiceMetrics) {
+    init(limits: ServiceConfiguration.WebSocketLimits, metrics: ServiceMetrics, board: FeedStatusBoard) {
         self.limits = limits
         self.metrics = metrics
+        self.board = board
     }
 
     var connectionCount: Int { state.withLock { $0.connections.count } }
@@ -96,6 +103,7 @@ final class FanOutHub: Sendable {
         buckets[bucket].connections.removeLast()
         if buckets[bucket].connections.isEmpty { buckets.remove(at: bucket) }
         state.subscribers[eventId] = buckets.isEmpty ? nil : buckets
+        if buckets.isEmpty { state.eventFeeds.removeValue(forKey: eventId) }
     }
 
     /// Fans one applied update out to the event's subscribers: the frame is encoded once, and
@@ -103,7 +111,18 @@ final class FanOutHub: Sendable {
     /// flush per connection). Returns how many connections were offered it.
     @discardableResult
     func deliver(_ update: OddsUpdate) -> Int {
-        guard let buckets = state.withLock({ $0.subscribers[update.eventId] }) else { return 0 }
+        let (subscribers, newFeed) = state.withLock { state -> ([Bucket]?, Bool) in
+            guard let buckets = state.subscribers[update.eventId] else { return (nil, false) }
+            if state.eventFeeds[update.eventId]?.contains(update.source) == true { return (buckets, false) }
+            state.eventFeeds[update.eventId, default: []].insert(update.source)
+            return (buckets, true)
+        }
+        guard let buckets = subscribers else { return 0 }
+        // A market of a feed that is down, first seen for this event: its subscribers hear of
+        // the suspension before the odds frame (queued first, so written first).
+        if newFeed, board.status(of: update.source)?.isSuspended == true {
+            pushStatus(feed: update.source, only: update.eventId)
+        }
         let message = ServerMessage.odds(eventId: update.eventId, payload: update)
         let bytes = (try? ContractCoding.encoder.encode(message)).map { ByteBuffer(bytes: $0) } ?? ByteBuffer()
         var offered = 0
@@ -138,6 +157,70 @@ final class FanOutHub: Sendable {
             }
         }
         return offered
+    }
+
+    /// Records the feeds of an event's snapshot markets; returns every feed known for it (to
+    /// read its status). Call before completing the snapshot (see `WSConnection.completeSnapshot`).
+    func noteFeeds(of eventId: String, markets: [OddsUpdate]) -> Set<String> {
+        state.withLock { state in
+            var feeds = state.eventFeeds[eventId] ?? []
+            for update in markets { feeds.insert(update.source) }
+            // Only events with subscribers are tracked (an unsubscribed one is forgotten).
+            if state.subscribers[eventId] != nil { state.eventFeeds[eventId] = feeds }
+            return feeds
+        }
+    }
+
+    /// The platform status of an event now, from the feeds known for it.
+    func eventStatus(feeds: Set<String>) -> EventStatus? {
+        EventStatus.of(feeds: feeds, overlay: board.overlay)
+    }
+
+    /// A feed's status changed: every subscriber of every event with a market of that feed is
+    /// offered a `status` frame (one encoding per event; each connection queues it unless it
+    /// already has that state or waits for the event's snapshot, which will carry it). Returns
+    /// how many frames were queued. `only` limits it to one event.
+    ///
+    /// Pushes run one at a time and read the overlay inside: two changes racing (the channel
+    /// and a reload) can never leave a connection told an older state after a newer one.
+    @discardableResult
+    func pushStatus(feed: String, only: String? = nil) -> Int {
+        statusPushes.withLock { _ in pushStatusLocked(feed: feed, only: only) }
+    }
+
+    private func pushStatusLocked(feed: String, only: String?) -> Int {
+        let targets = state.withLock { state -> [(eventId: String, feeds: Set<String>, buckets: [Bucket])] in
+            var targets: [(eventId: String, feeds: Set<String>, buckets: [Bucket])] = []
+            if let only {
+                if let feeds = state.eventFeeds[only], feeds.contains(feed), let buckets = state.subscribers[only] {
+                    targets.append((only, feeds, buckets))
+                }
+                return targets
+            }
+            for (eventId, feeds) in state.eventFeeds where feeds.contains(feed) {
+                if let buckets = state.subscribers[eventId] { targets.append((eventId, feeds, buckets)) }
+            }
+            return targets
+        }
+        guard !targets.isEmpty else { return 0 }
+        let overlay = board.overlay
+        var queued = 0
+        for target in targets {
+            guard let status = EventStatus.of(feeds: target.feeds, overlay: overlay) else { continue }
+            let frame = PendingFrame.status(eventId: target.eventId, status: status)
+            for bucket in target.buckets {
+                for connection in bucket.connections
+                where connection.offerStatus(eventId: target.eventId, status: status, frame: frame) {
+                    queued += 1
+                }
+            }
+        }
+        metrics.statusFramesQueued(queued)
+        // The feed-loss-to-subscribers time of a change (not of an event discovered later).
+        if queued > 0, only == nil, let status = overlay[feed], status.isSuspended {
+            metrics.suspensionPushed(since: status.since, nowMs: Timestamp.now().millisecondsSinceEpoch)
+        }
+        return queued
     }
 
     /// Events with at least one subscriber (re-sync after a Redis reconnect).

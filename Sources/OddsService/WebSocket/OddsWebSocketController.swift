@@ -80,7 +80,14 @@ struct OddsWebSocketController: Sendable {
             reject(connection, code: "snapshot_unavailable", message: "the current odds could not be read; live updates follow")
         }
         for eventId in eventIds {
-            connection.completeSnapshot(eventId: eventId, markets: snapshots[eventId] ?? [])
+            let markets = snapshots[eventId] ?? []
+            // The feeds are registered first, so a feed status change from now on reaches this
+            // event; the status itself is read when the snapshot is queued (it then carries a
+            // suspension of any of its feeds).
+            let feeds = hub.noteFeeds(of: eventId, markets: markets)
+            connection.completeSnapshot(eventId: eventId, markets: markets) { [hub] sources in
+                hub.eventStatus(feeds: feeds.union(sources))
+            }
         }
     }
 

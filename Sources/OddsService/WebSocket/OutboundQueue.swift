@@ -6,7 +6,7 @@ import Hummingbird
 /// reference per subscriber (the bytes are encoded once per update).
 struct PendingFrame: Sendable {
     enum Kind: String, Sendable, CaseIterable {
-        case snapshot, odds, pong, heartbeat, error
+        case snapshot, odds, status, pong, heartbeat, error
     }
 
     final class Payload: Sendable {
@@ -14,7 +14,7 @@ struct PendingFrame: Sendable {
         /// `bytes` is a view of its payload part, not a second copy.
         let wire: ByteBuffer
         let bytes: ByteBuffer
-        /// The event a snapshot or odds frame belongs to (to purge on unsubscribe).
+        /// The event a snapshot, odds or status frame belongs to (to purge on unsubscribe).
         let eventId: String?
         /// The market of an odds frame: the conflation key.
         let key: MarketKey?
@@ -53,6 +53,12 @@ struct PendingFrame: Sendable {
         PendingFrame(kind: kind, bytes: ByteBuffer(string: message.jsonString()))
     }
 
+    /// A `status` frame of one event (encoded once, shared by its subscribers).
+    static func status(eventId: String, status: EventStatus) -> PendingFrame {
+        PendingFrame(kind: .status, bytes: ByteBuffer(string: ServerMessage.status(eventId: eventId, status: status).jsonString()),
+                     eventId: eventId)
+    }
+
     static func odds(_ update: OddsUpdate, bytes: ByteBuffer) -> PendingFrame {
         PendingFrame(kind: .odds, bytes: bytes, eventId: update.eventId, key: update.marketKey,
                      version: update.version, updatedAt: update.updatedAt)
@@ -66,6 +72,9 @@ struct PendingFrame: Sendable {
 ///   version per (event, market), and while conflating a new odds frame replaces the pending
 ///   one of its market in place (per-market order stays strictly increasing). Conflation ends
 ///   when the queue has drained to `limit / 2`.
+/// - Status frames (an event's platform suspension or reopening) are never conflated away:
+///   while conflating, a newer status frame of an event replaces its pending one in place
+///   (the newest state per event is what counts), otherwise every one is kept.
 /// - More than `hardLimit` live frames even after conflation means the client cannot keep up
 ///   at all: `push` answers `.overflow` and the caller closes the connection.
 struct OutboundQueue {
@@ -85,6 +94,8 @@ struct OutboundQueue {
     private var firstSequence = 0
     /// Sequence number of the newest pending odds frame of each market.
     private var newestOdds: [MarketKey: Int] = [:]
+    /// Sequence number of the newest pending status frame of each event.
+    private var newestStatus: [String: Int] = [:]
     private(set) var count = 0
     private(set) var isConflating = false
 
@@ -106,10 +117,15 @@ struct OutboundQueue {
             slots[head + sequence - firstSequence] = frame
             return .conflated(dropped: dropped + 1)
         }
+        if isConflating, frame.kind == .status, let eventId = frame.eventId, let sequence = newestStatus[eventId] {
+            slots[head + sequence - firstSequence] = frame
+            return .conflated(dropped: dropped + 1)
+        }
         let sequence = firstSequence + slots.count - head
         slots.append(frame)
         count += 1
         if frame.kind == .odds, let key = frame.key { newestOdds[key] = sequence }
+        if frame.kind == .status, let eventId = frame.eventId { newestStatus[eventId] = sequence }
         if count > hardLimit { return .overflow }
         return dropped > 0 ? .conflated(dropped: dropped) : .queued
     }
@@ -128,6 +144,9 @@ struct OutboundQueue {
             if frame.kind == .odds, let key = frame.key, newestOdds[key] == sequence {
                 newestOdds.removeValue(forKey: key)
             }
+            if frame.kind == .status, let eventId = frame.eventId, newestStatus[eventId] == sequence {
+                newestStatus.removeValue(forKey: eventId)
+            }
             batch.append(frame)
         }
         if head == slots.count {
@@ -141,17 +160,19 @@ struct OutboundQueue {
         return batch
     }
 
-    /// Drops pending snapshot and odds frames of an event (after unsubscribe).
+    /// Drops pending snapshot, odds and status frames of an event (after unsubscribe).
     mutating func removeAll(eventId: String) {
         for index in head..<slots.count {
             guard let frame = slots[index], frame.eventId == eventId else { continue }
             if let key = frame.key, newestOdds[key] == firstSequence + index - head { newestOdds.removeValue(forKey: key) }
+            if frame.kind == .status, newestStatus[eventId] == firstSequence + index - head { newestStatus.removeValue(forKey: eventId) }
             slots[index] = nil
             count -= 1
         }
     }
 
-    /// Keeps only the newest pending odds frame per market; returns how many were dropped.
+    /// Keeps only the newest pending odds frame per market (status frames all stay); returns
+    /// how many were dropped.
     private mutating func compact() -> Int {
         var dropped = 0
         for index in head..<slots.count {

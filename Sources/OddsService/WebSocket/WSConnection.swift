@@ -270,13 +270,42 @@ final class WSConnection: Sendable {
     }
 
     /// Queues the snapshot of a freshly subscribed event (see `ConnectionState.completeSnapshot`).
-    func completeSnapshot(eventId: String, markets: [OddsUpdate]) {
+    /// `status` (feeds of the snapshot's markets → the event's platform status) runs under this
+    /// connection's lock, after the snapshot's feeds are known to the hub: a feed status change
+    /// either finds the event still awaiting its snapshot (and the snapshot reads the new
+    /// status) or is queued after it.
+    func completeSnapshot(eventId: String, markets: [OddsUpdate],
+                          status: (Set<String>) -> EventStatus? = { _ in nil }) {
         push { state in
-            state.completeSnapshot(eventId: eventId, markets: markets) { send in
-                PendingFrame(kind: .snapshot,
-                             bytes: ByteBuffer(string: ServerMessage.snapshot(eventId: eventId, markets: send).jsonString()),
-                             eventId: eventId)
+            state.completeSnapshot(eventId: eventId, markets: markets, status: status) { send, current in
+                let carried = current?.isSuspended == true ? current : nil
+                return PendingFrame(kind: .snapshot, bytes: ByteBuffer(string: ServerMessage.snapshot(
+                    eventId: eventId, markets: send, status: carried).jsonString()), eventId: eventId)
             }?.result ?? .queued
+        }
+    }
+
+    /// An event's platform status changed (see `ConnectionState.offerStatus`). Returns true
+    /// when a frame was queued.
+    @discardableResult
+    func offerStatus(eventId: String, status: EventStatus, frame: PendingFrame) -> Bool {
+        let (result, wake) = inner.withLock { inner -> (ConnectionState.StatusResult, Wake) in
+            guard !inner.isClosed else { return (.notSubscribed, .none) }
+            let result = inner.state.offerStatus(eventId: eventId, status: status, frame: frame)
+            switch result {
+            case .queued, .conflated, .overflow: return (result, wakeUp(&inner))
+            case .notSubscribed, .awaitingSnapshot, .unchanged: return (result, .none)
+            }
+        }
+        perform(wake)
+        switch result {
+        case .conflated(let dropped): metrics.conflated(dropped)
+        case .overflow: close(.slowConsumer("more than \(inner.withLock { $0.state.queue.hardLimit }) frames pending"))
+        case .queued, .notSubscribed, .awaitingSnapshot, .unchanged: break
+        }
+        switch result {
+        case .queued, .conflated: return true
+        default: return false
         }
     }
 

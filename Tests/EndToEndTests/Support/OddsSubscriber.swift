@@ -121,12 +121,12 @@ final class OddsSubscriber: Sendable {
         state.withLock { state in
             for (text, message) in messages {
                 switch message {
-                case .snapshot(let eventId, let markets)?:
+                case .snapshot(let eventId, let markets, _)?:
                     state.snapshots[connection][eventId, default: 0] += 1
                     for update in markets { Self.observe(update, .snapshot, connection, in: &state) }
                 case .odds(_, let update)?:
                     Self.observe(update, .delta, connection, in: &state)
-                case .heartbeat?, .pong?:
+                case .heartbeat?, .pong?, .status?:
                     break
                 case .error(let code, let message)?:
                     state.problems.append("connection \(connection): error frame \(code): \(message)")
