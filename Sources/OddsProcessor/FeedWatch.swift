@@ -41,7 +41,20 @@ final class FeedWatch: Service, Sendable {
     }
 
     func run() async throws {
-        try? await cancelWhenGracefulShutdown { try await self.watch() }
+        // Kafka or a store going away must not stop the watch (nor, by ending this service,
+        // the processor): start over after a pause, with the overlays as stored.
+        var backoff = Backoff(base: .milliseconds(200), cap: .seconds(5))
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await cancelWhenGracefulShutdown { try await self.watch() }
+            } catch is CancellationError {
+                break
+            } catch {
+                logger.error("feed watch failed; starting over", metadata: ["error": "\(error)"])
+                let delay = backoff.nextDelay()
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+            }
+        }
     }
 
     private func watch() async throws {
