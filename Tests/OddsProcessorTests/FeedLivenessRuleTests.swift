@@ -101,13 +101,33 @@ struct FeedLivenessRuleTests {
         #expect(liveness.overlay.detail == "heartbeat_missing")
     }
 
-    @Test("a feed that never sends a heartbeat is suspended staleAfter after the processor started, since then")
+    @Test("a feed that never sends a heartbeat is suspended staleAfter after the processor started, since then (just after the open state began)")
     func neverAHeartbeat() {
         var liveness = Self.fresh()
         let result8 = liveness.check(at: Self.at(3_000))
         #expect(result8 == .none)
         let result9 = liveness.check(at: Self.at(3_001))
-        #expect(Self.stored(result9) == .suspended(feed: Self.feed, detail: "heartbeat_missing", since: Self.wall(0)))
+        // The start is both the open state's since and the last "heartbeat": the suspension
+        // begins 1 ms later, so since never repeats.
+        #expect(Self.stored(result9) == .suspended(feed: Self.feed, detail: "heartbeat_missing", since: Self.wall(1)))
+    }
+
+    @Test("since never goes backwards: a state older by the other host's clock starts just after the current one")
+    func sinceNeverGoesBackwards() {
+        // Stored open since 10 s (this processor's clock); ingest's clock says the feed went
+        // down at 5 s.
+        var liveness = FeedLiveness(feed: Self.feed, staleAfter: Self.staleAfter, stored: .open(feed: Self.feed, since: Self.wall(10_000)),
+                                    now: Self.at(0), wallNow: Self.wall(0))
+        let suspended = liveness.observe(Self.heartbeat(.down, "supplier_silent", since: 5_000, sent: 5_000), at: Self.at(100), wallNow: Self.wall(100))
+        #expect(Self.stored(suspended)?.since == Self.wall(10_001))
+        // Reopened at a wall time before that: just after it.
+        _ = liveness.observe(Self.heartbeat(.up, nil, since: 6_000, sent: 6_000), at: Self.at(200), wallNow: Self.wall(200))
+        let reopened = liveness.caughtUp(wallNow: Self.wall(300))
+        #expect(Self.stored(reopened) == .open(feed: Self.feed, since: Self.wall(10_002)))
+        // And a heartbeat-missing suspension whose last heartbeat is older than the reopening.
+        let missing = liveness.check(at: Self.at(3_201))
+        #expect(Self.stored(missing)?.since == Self.wall(10_003))
+        #expect(Self.stored(missing)?.detail == "heartbeat_missing")
     }
 
     @Test("an up heartbeat does not reopen by itself: only caughtUp does, since its wall time")
