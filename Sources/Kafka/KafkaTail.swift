@@ -22,7 +22,8 @@ public enum KafkaTail {
         precondition(count > 0, "count must be positive")
         let deadline = ContinuousClock.now + timeout
         let admin = try KafkaAdmin(bootstrapServers: brokers, clientID: "kafka-tail", logger: logger)
-        let metadata = try await admin.metadata(timeout: timeout)
+        // A refused connection would otherwise hold the caller for the whole timeout.
+        let metadata = try await admin.metadata(timeout: min(timeout, .seconds(2)))
         var configuration = KafkaConsumerConfiguration(bootstrapServers: brokers, groupID: "kafka-tail-reader")
         configuration.clientID = "kafka-tail"
         configuration.fetchMaxWait = .milliseconds(50)
