@@ -266,8 +266,8 @@ private struct FieldReader {
     mutating func optionalInteger(_ name: String, minimum: Int64) throws(FeedFrame.Invalid) -> Int? {
         read.insert(name)
         guard let value = fields[name] else { return nil }
-        guard case .number(let number) = value, let integer = number.integerValue, number.decimalPlaces == 0,
-              !number.text.contains(".") else {
+        // Any integral number, as JSON Schema's "integer" (`42`, `4.2e1`).
+        guard case .number(let number) = value, let integer = number.integerValue, number.decimalPlaces == 0 else {
             throw FeedFrame.Invalid(description: "\(name) must be an integer, got \(value.typeName == "number" ? "\(value)" : value.typeName)")
         }
         guard integer >= minimum else { throw FeedFrame.Invalid(description: "\(name) must be at least \(minimum), got \(integer)") }

@@ -43,7 +43,9 @@ struct FeedSession: Sendable {
     /// A frame whose envelope could not be read (it goes to the DLQ): it used one seq, so the
     /// next stream frame may skip one.
     mutating func noteUnreadable() {
-        unreadable += 1
+        // Only stream frames use seqs: before the live part an unreadable frame is just that
+        // (and the frame expected next, hello or snapshot, will not match).
+        if case .streaming = phase { unreadable += 1 }
     }
 
     mutating func accept(_ frame: FeedFrame) throws(Violation) -> Step {

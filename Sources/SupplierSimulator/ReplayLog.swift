@@ -10,9 +10,10 @@ struct ReplayLog: Sendable {
 
     let capacity: Int
     let maxAge: Duration
-    /// A ring: `storage[head]` is the oldest entry once the ring is full.
+    /// A ring of up to `capacity` entries: the oldest at `head`, `count` of them in order.
     private var storage: [Entry] = []
     private var head = 0
+    private(set) var count = 0
 
     init(capacity: Int, maxAge: Duration) {
         precondition(capacity > 0, "replay log capacity must be positive")
@@ -21,28 +22,39 @@ struct ReplayLog: Sendable {
         storage.reserveCapacity(min(capacity, 65_536))
     }
 
-    var count: Int { storage.count }
     /// Seq of the oldest frame kept; nil when empty.
-    var firstSeq: UInt64? { storage.isEmpty ? nil : storage[head].seq }
+    var firstSeq: UInt64? { count == 0 ? nil : storage[head].seq }
+
+    private func slot(_ offset: Int) -> Int { (head + offset) % storage.count }
 
     /// Appends the next stream frame (seqs must be consecutive), dropping the oldest past the
     /// capacity.
     mutating func append(seq: UInt64, frame: QueuedFrame, at time: ContinuousClock.Instant) {
         let entry = Entry(seq: seq, frame: frame, time: time)
-        if storage.count < capacity {
+        if storage.count < capacity && head == 0 && count == storage.count {
+            // Still growing towards the capacity.
             storage.append(entry)
+            count += 1
+        } else if count < storage.count {
+            storage[slot(count)] = entry
+            count += 1
+        } else if storage.count < capacity {
+            // Full below the capacity after an expiry moved the head: straighten and grow (rare).
+            storage = (0..<count).map { storage[slot($0)] } + [entry]
+            head = 0
+            count += 1
         } else {
             storage[head] = entry
-            head = (head + 1) % capacity
+            head = (head + 1) % storage.count
         }
     }
 
-    /// Drops frames older than `maxAge` at `now`.
+    /// Drops frames older than `maxAge` at `now` (from the oldest end: no copying).
     mutating func expire(now: ContinuousClock.Instant) {
-        guard let oldest = storage.isEmpty ? nil : storage[head], now - oldest.time > maxAge else { return }
-        let kept = ordered.drop { now - $0.time > maxAge }
-        storage = Array(kept)
-        head = 0
+        while count > 0, now - storage[head].time > maxAge {
+            head = (head + 1) % storage.count
+            count -= 1
+        }
     }
 
     /// The frames after `seq`, oldest first; nil when some of them are no longer kept.
@@ -51,11 +63,9 @@ struct ReplayLog: Sendable {
         guard seq < latest else { return [] }
         guard let first = firstSeq, first <= seq + 1 else { return nil }
         let skip = Int(seq + 1 - first)
-        let all = ordered
-        return all[all.index(all.startIndex, offsetBy: skip)...].map(\.frame)
-    }
-
-    private var ordered: [Entry] {
-        storage.count < capacity || head == 0 ? storage : Array(storage[head...] + storage[..<head])
+        var frames: [QueuedFrame] = []
+        frames.reserveCapacity(count - skip)
+        for offset in skip..<count { frames.append(storage[slot(offset)].frame) }
+        return frames
     }
 }

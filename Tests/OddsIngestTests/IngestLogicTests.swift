@@ -48,6 +48,56 @@ struct IngestLogicTests {
         #expect(message.headers.first(named: DeadLetterHeaders.source) == Array("odds-ingest".utf8))
     }
 
+    @Test("a frame's feed headers (position, claim) go with it to either topic, unchanged")
+    func routesFeedHeaders() throws {
+        let router = FrameRouter(oddsTopic: "odds", deadLetterTopic: "dlq")
+        let headers = [KafkaHeader(key: FeedHeaders.epoch, value: "1796000000000000"), KafkaHeader(key: FeedHeaders.seq, value: "42"),
+                       KafkaHeader(key: FeedHeaders.resumeAfter, value: "1796000000000000:40")]
+        guard case .publish(let published, _) = router.route(Array(Self.validFrame.utf8), feedHeaders: headers) else {
+            Issue.record("valid frame was not published")
+            return
+        }
+        #expect(published.headers == headers)
+        #expect(published.value == Array(Self.validFrame.utf8))
+        let invalid = Self.validFrame.replacingOccurrences(of: "2.15", with: "0.95")
+        guard case .deadLetter(let deadLetter, _) = router.route(Array(invalid.utf8), feedHeaders: headers) else {
+            Issue.record("invalid frame was published")
+            return
+        }
+        #expect(deadLetter.topic == "dlq")
+        #expect(deadLetter.value == Array(invalid.utf8))
+        #expect(Array(deadLetter.headers.suffix(headers.count)) == headers)
+        #expect(deadLetter.headers.first(named: DeadLetterHeaders.error).map { String(decoding: $0, as: UTF8.self) }?
+            .hasPrefix(ValidationCode.priceOutOfRange.rawValue) == true)
+    }
+
+    @Test("a feed frame whose envelope cannot be read goes to the DLQ as it came, with the reason and no feed header")
+    func routesUnreadableFeedFrames() throws {
+        let router = FrameRouter(oddsTopic: "odds", deadLetterTopic: "dlq")
+        let frame = Array(#"{"type":"odds","epoch":7,"payload":"{}"}"#.utf8)
+        let parseError: FeedFrame.Invalid
+        do {
+            _ = try FeedFrame.parse(frame)
+            Issue.record("a frame without seq was read")
+            return
+        } catch {
+            parseError = error
+        }
+        guard case .unreadable(let message) = router.routeUnreadable(frame, error: parseError) else {
+            Issue.record("not routed as unreadable")
+            return
+        }
+        #expect(message.topic == "dlq")
+        #expect(message.key == nil)
+        #expect(message.value == frame)
+        let error = try #require(message.headers.first(named: DeadLetterHeaders.error))
+        #expect(String(decoding: error, as: UTF8.self).hasPrefix("invalid_feed_frame: "))
+        #expect(message.headers.first(named: DeadLetterHeaders.source) == Array("odds-ingest".utf8))
+        for name in [FeedHeaders.epoch, FeedHeaders.seq, FeedHeaders.snapshot, FeedHeaders.resumeAfter] {
+            #expect(message.headers.first(named: name) == nil, "\(name) on an unreadable frame")
+        }
+    }
+
     @Test("reconnect backoff grows exponentially with jitter, is capped, and resets")
     func backoff() {
         var backoff = ReconnectBackoff(minimum: .milliseconds(100), maximum: .seconds(5))

@@ -74,7 +74,8 @@ struct FeedHubTests {
         #expect(hub.broadcast(Self.frames(3)))
         // The fast client empties its buffer; the slow one does not.
         guard case .write(let batch) = await fast.nextStep() else { Issue.record("expected frames"); return }
-        #expect(batch.count == 3)
+        #expect(Self.payloads(batch) == ["frame-0", "frame-1", "frame-2"])
+        #expect(batch.count == 4, "the hello, then the three frames")
         #expect(hub.broadcast(Self.frames(3, from: 3)))
         #expect(aborted.value == 1)
         #expect(hub.activeCount == 1)
@@ -92,7 +93,7 @@ struct FeedHubTests {
         #expect(hub.activeCount == 0)
         #expect(hub.broadcast(Self.frames(1, from: 2)) == false)  // nobody active: the feed does not advance
         guard case .write(let batch) = await subscriber.nextStep() else { Issue.record("expected frames"); return }
-        #expect(batch.count == 2)
+        #expect(Self.payloads(batch) == ["frame-0", "frame-1"])
         guard case .close(let reason) = await subscriber.nextStep() else { Issue.record("expected close"); return }
         #expect(reason == "bye")
         hub.disconnect(subscriber)
@@ -103,6 +104,9 @@ struct FeedHubTests {
     func writerWakeUps() async throws {
         let hub = Self.hub(capacity: 100, journal: nil)
         let subscriber = hub.connect(remoteAddress: "a", abortConnection: {})
+        // The hello is queued at connect: the writer takes it at once.
+        guard case .write(let hello) = await subscriber.nextStep() else { Issue.record("expected the hello"); return }
+        #expect(hello.count == 1 && Self.payloads(hello).isEmpty)
         async let step = subscriber.nextStep()
         try await Task.sleep(for: .milliseconds(50))
         hub.broadcast(Self.frames(1))
@@ -123,6 +127,8 @@ struct FeedHubTests {
         let late = hub.connect(remoteAddress: "late", abortConnection: {})
         #expect(hub.activeCount == 0)
         #expect(hub.broadcast(Self.frames(2)) == false, "nobody is active: nothing journaled")
+        // The early client first gets what was queued for it (its hello); the late one nothing.
+        guard case .write(let hello) = await early.nextStep(), hello.count == 1 else { Issue.record("expected the early client's hello"); return }
         for subscriber in [early, late] {
             guard case .close(let reason) = await subscriber.nextStep() else {
                 Issue.record("expected a close step")
