@@ -104,6 +104,7 @@ import Contracts
             case .snapshotStart: #expect(type == "snapshot_start", "\(name)")
             case .snapshot: #expect(type == "snapshot", "\(name)")
             case .snapshotComplete: #expect(type == "snapshot_complete", "\(name)")
+            case .alive: #expect(type == "alive", "\(name)")
             }
         } catch {
             Issue.record("\(name) rejected: \(error)")

@@ -27,8 +27,8 @@ import Testing
 
     @Test func projectMigrationsSplitIntoStatements() throws {
         let migrations = try MigrationLoader.load(from: MigrationsFolder.url)
-        #expect(migrations.map(\.version) == [1, 2])
-        #expect(migrations.map(\.name) == ["init_schema", "odds_read_models"])
+        #expect(migrations.map(\.version) == [1, 2, 3])
+        #expect(migrations.map(\.name) == ["init_schema", "odds_read_models", "feed_status"])
         for migration in migrations {
             #expect(!SQLScript.statements(in: migration.sql).isEmpty)
         }
