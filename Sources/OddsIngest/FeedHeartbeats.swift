@@ -28,7 +28,7 @@ struct FeedHeartbeats: Service {
     func run() async throws {
         let inFlight = InFlightFlag()
         var reported: (state: FeedHeartbeat.State, reason: String?)?
-        await withTaskGroup(of: Void.self) { group in
+        do {
             var nextBeat = ContinuousClock.now
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 board.update { $0.acknowledged(through: progress.claim, now: .now()) }
@@ -48,7 +48,10 @@ struct FeedHeartbeats: Service {
                         feed: feed, state: report.state, reason: report.reason, since: health.since, sentAt: .now(),
                         ingest: instance, position: lastRead.value?.description)
                     if inFlight.take() {
-                        group.addTask { await send(heartbeat, inFlight: inFlight) }
+                        // Not awaited here: while Kafka does not answer, a send waits for its
+                        // delivery report, and a shutdown must not wait for it (the producer's
+                        // shutdown fails it).
+                        Task { await send(heartbeat, inFlight: inFlight) }
                     } else {
                         metrics.heartbeatsSkipped.increment()
                     }
@@ -58,7 +61,6 @@ struct FeedHeartbeats: Service {
                 if case .recovering = health.link { wake = min(wake, ContinuousClock.now + recoveryCheck) }
                 await board.waitForChange(until: wake)
             }
-            group.cancelAll()
         }
     }
 

@@ -122,10 +122,12 @@ struct FeedReader: Service {
                         for try await message in inbound.messages(maxSize: maxFrameSize) {
                             activity.touch()
                             framesRead.increment()
-                            switch message {
-                            case .text(let text): try await handle(Array(text.utf8), session: &session, lastRead: lastRead)
-                            case .binary(let buffer): try await handle(Array(buffer.readableBytesView), session: &session, lastRead: lastRead)
+                            let bytes: [UInt8] = switch message {
+                            case .text(let text): Array(text.utf8)
+                            case .binary(let buffer): Array(buffer.readableBytesView)
                             }
+                            // Waiting for Kafka (a full window) is not the supplier being silent.
+                            try await activity.busy { try await handle(bytes, session: &session, lastRead: lastRead) }
                         }
                     }
                 }

@@ -48,9 +48,21 @@ enum IngestApplication {
         reader.silenceLimit = configuration.silenceLimit
         reader.heartbeatTopic = configuration.feedStatusTopic
         reader.feedID = configuration.feedID
+        // Heartbeats have their own producer: a heartbeat is worth something only while it is
+        // fresh, so it gives up after a few intervals (a late one must not say "up" about the
+        // past), and a shutdown never waits long for one.
+        var heartbeatConfiguration = KafkaProducerConfiguration(bootstrapServers: configuration.kafkaBrokers)
+        heartbeatConfiguration.clientID = "odds-ingest-heartbeats"
+        heartbeatConfiguration.idempotent = false
+        heartbeatConfiguration.acks = .all
+        heartbeatConfiguration.linger = .zero
+        heartbeatConfiguration.requestTimeout = .seconds(2)
+        heartbeatConfiguration.deliveryTimeout = max(.seconds(3), configuration.heartbeatInterval * 3)
+        heartbeatConfiguration.properties = ["reconnect.backoff.ms": "100", "reconnect.backoff.max.ms": "1000"]
+        let heartbeatProducer = try KafkaProducer(configuration: heartbeatConfiguration, logger: Logger(label: "ingest.kafka.heartbeats"))
         let heartbeats = FeedHeartbeats(
             feed: configuration.feedID, instance: "\(ProcessInfo.processInfo.hostName):\(getpid())",
-            topic: configuration.feedStatusTopic, producer: producer, board: board, progress: progress,
+            topic: configuration.feedStatusTopic, producer: heartbeatProducer, board: board, progress: progress,
             lastRead: lastRead, metrics: metrics, logger: Logger(label: "ingest.heartbeats"), interval: configuration.heartbeatInterval)
 
         let operations = OperationsServer.application(
@@ -70,7 +82,7 @@ enum IngestApplication {
             "feed": "\(configuration.feedID)", "feed_status_topic": "\(configuration.feedStatusTopic)",
         ])
         var groupConfiguration = ServiceGroupConfiguration(
-            services: ([operations, producer, heartbeats, publisher, reader] as [any Service]).map { .init(service: $0) },
+            services: ([operations, producer, heartbeatProducer, heartbeats, publisher, reader] as [any Service]).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // Room for the publisher's drain plus the producer's flush, then cancel.

@@ -45,6 +45,11 @@ public enum Deadline {
                 return Task {
                     while !Task.isCancelled {
                         let deadline = idle.lastTouch + idle.limit
+                        if idle.isBusy {
+                            // The watcher's own side is busy (not waiting for the peer).
+                            try? await Task.sleep(for: idle.limit)
+                            continue
+                        }
                         if deadline <= .now {
                             if outcome.resolve(.failure(Idle(what: idle.what, limit: idle.limit))) { work.cancel() }
                             return
@@ -107,6 +112,21 @@ public final class ActivityWatch: Sendable {
         self.what = what
         self.limit = limit
     }
+
+    private let busyDepth = Atomic<Int>(0)
+
+    /// Runs `body` as busy time: the watch does not fire while this side is busy (e.g. waiting
+    /// for room to hand a frame on), and counts from the end of it.
+    public func busy<T>(_ body: () async throws -> T) async rethrows -> T {
+        busyDepth.add(1, ordering: .relaxed)
+        defer {
+            touch()
+            busyDepth.subtract(1, ordering: .relaxed)
+        }
+        return try await body()
+    }
+
+    var isBusy: Bool { busyDepth.load(ordering: .relaxed) > 0 }
 
     public func touch() {
         let elapsed = ContinuousClock.now - origin
