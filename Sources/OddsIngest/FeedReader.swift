@@ -144,7 +144,10 @@ struct FeedReader: Service {
                 throw unusable
             } catch let silence as Deadline.Idle {
                 metrics.silences.increment()
-                board.update { $0.silent(now: .now()) }
+                // Silent since the last frame, not since the limit ran out.
+                let quiet = ContinuousClock.now - activity.lastTouch
+                let lastFrame = Timestamp(millisecondsSinceEpoch: Timestamp.now().millisecondsSinceEpoch - Int64(quiet / .milliseconds(1)))
+                board.update { $0.silent(now: lastFrame) }
                 logger.error("the supplier went silent; reconnecting to resume after the last frame read", metadata: [
                     "error": "\(silence)", "last_position": "\(lastRead.value.map { "\($0)" } ?? "none")",
                 ])
@@ -284,6 +287,9 @@ struct FeedReader: Service {
         case .unreadable:
             break
         }
+        // If this throws (shutdown, or a producer that can no longer deliver: both end the
+        // reader), the entry stays not done and the claim stops before it, as it must: the frame
+        // is not in Kafka.
         try await publisher.publish(routed, ticket: progress.add(claim: claim))
     }
 }

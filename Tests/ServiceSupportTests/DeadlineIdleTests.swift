@@ -160,6 +160,33 @@ struct DeadlineIdleTests {
         try await Task.sleep(for: .milliseconds(400))
     }
 
+    @Test("busy time is not idle: a body busy for many times the limit is not failed, and idleness counts from the end of it")
+    func busyIsNotIdle() async throws {
+        let watch = ActivityWatch("the supplier", limit: .milliseconds(200))
+        let busyEnded = Flag()
+        let outcome = try await Self.outcome("an idle watch to end the work after its busy time", idle: watch) { started in
+            started()
+            // Busy (e.g. waiting for room to hand a frame on) for 5 times the limit, untouched.
+            try await watch.busy { try await Task.sleep(for: .seconds(1)) }
+            busyEnded.set()
+            try await Task.sleep(for: .seconds(60))  // then really idle
+            return 1
+        }
+        #expect(outcome == .idle(what: "the supplier", limit: .milliseconds(200)))
+        #expect(busyEnded.isSet, "Idle came while the work was busy")
+    }
+
+    @Test("busy returns the body's value and passes its error on")
+    func busyPassesThrough() async throws {
+        let watch = ActivityWatch("x", limit: .seconds(1))
+        #expect(await watch.busy { 5 } == 5)
+        struct Boom: Error {}
+        await #expect(throws: Boom.self) { try await watch.busy { throw Boom() } }
+        // Nested busy sections end together.
+        let value = await watch.busy { await watch.busy { 6 } }
+        #expect(value == 6)
+    }
+
     @Test("a touch moves lastTouch forward")
     func touchMovesLastTouch() async throws {
         let watch = ActivityWatch("x", limit: .seconds(1))
