@@ -79,8 +79,11 @@ struct FeedLivenessTests {
                 #expect(overlay.state == .suspended && overlay.reason == "feed_down" && overlay.detail == "supplier_silent",
                         "overlay \(overlay)")
                 #expect(try await FeedOutage.storedOverlay(world.database) == overlay, "PostgreSQL feed_status differs from Redis")
-                #expect(overlay.since > stopWall && overlay.since > (openBefore?.since ?? overlay.since),
-                        "the suspension's since \(overlay.since) is not after the freeze \(stopWall)")
+                // Down since the last frame ingest read (at most an alive interval before the
+                // freeze at this rate), and after the state before it.
+                let lastFrameEarliest = Timestamp(millisecondsSinceEpoch: stopWall.millisecondsSinceEpoch - 1_500)
+                #expect(overlay.since >= lastFrameEarliest && overlay.since > (openBefore?.since ?? Timestamp(millisecondsSinceEpoch: 0)),
+                        "the suspension's since \(overlay.since) is not the last frame before the freeze \(stopWall)")
                 for (key, market) in duringOutage {
                     #expect(market.statusSince == overlay.since.rfc3339, "\(key): statusSince \(market.statusSince ?? "none"), overlay \(overlay.since)")
                 }

@@ -126,9 +126,9 @@ struct PostgresReadModelTests {
             let summaries = try await pg.reader.events(limit: 10)
             #expect(summaries == [
                 EventSummary(eventId: late, homeTeam: "Bahia", awayTeam: "Vitoria", markets: ["ou_2_5"],
-                             lastUpdate: lateOdds.updatedAt),
+                             lastUpdate: lateOdds.updatedAt, sources: [U.source]),
                 EventSummary(eventId: early, homeTeam: "Santos", awayTeam: "Gremio", markets: ["1x2", "btts"],
-                             lastUpdate: Timestamp(millisecondsSinceEpoch: 1_790_000_005_000)),
+                             lastUpdate: Timestamp(millisecondsSinceEpoch: 1_790_000_005_000), sources: [U.source]),
             ])
             #expect(try await pg.reader.events(limit: 1).map(\.eventId) == [late])
 

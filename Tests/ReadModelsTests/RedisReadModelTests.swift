@@ -116,11 +116,11 @@ struct RedisReadModelTests {
                 let events = try await redis.reader.events(limit: 10)
                 #expect(events == [
                     EventSummary(eventId: a, homeTeam: "Renamed", awayTeam: "Side", markets: ["1x2", "ou_2_5"],
-                                 lastUpdate: Timestamp(millisecondsSinceEpoch: 1_790_000_400_000)),
+                                 lastUpdate: Timestamp(millisecondsSinceEpoch: 1_790_000_400_000), sources: [U.source]),
                     EventSummary(eventId: b, homeTeam: "Sport", awayTeam: "Nautico", markets: ["btts"],
-                                 lastUpdate: Timestamp(millisecondsSinceEpoch: 1_790_000_300_000)),
+                                 lastUpdate: Timestamp(millisecondsSinceEpoch: 1_790_000_300_000), sources: [U.source]),
                     EventSummary(eventId: c, homeTeam: "Santos", awayTeam: "Gremio", markets: ["1x2"],
-                                 lastUpdate: Timestamp(millisecondsSinceEpoch: 1_790_000_200_000)),
+                                 lastUpdate: Timestamp(millisecondsSinceEpoch: 1_790_000_200_000), sources: [U.source]),
                 ])
                 #expect(try await redis.reader.events(limit: 2).map(\.eventId) == [a, b])
             }

@@ -18,6 +18,9 @@ enum ReadModelTest {
 
     /// An update of `market` whose prices are derived from `price`. Unless given, `updatedAt`
     /// follows the version (one second per version), as a supplier's would.
+    /// The `source` (feed) of every test update.
+    static let source = "read-models-test"
+
     static func update(
         _ eventId: String, _ market: String = "1x2", version: Int64, price: Double = 2.5,
         updatedAtMs: Int64? = nil, status: MarketStatus = .open, home: String = "Santos", away: String = "Gremio"
@@ -26,7 +29,7 @@ enum ReadModelTest {
             eventId: eventId, homeTeam: home, awayTeam: away, market: market,
             odds: ["first": price, "second": 3.25, "third": 4.75], status: status,
             updatedAt: Timestamp(millisecondsSinceEpoch: updatedAtMs ?? 1_790_000_000_000 + version * 1000),
-            source: "read-models-test", version: version)
+            source: source, version: version)
     }
 }
 
