@@ -22,7 +22,10 @@ import sys
 import time
 
 STARTED = re.compile(r'^\S+ Test (?!run\b)(.+?) started\.$')
-FINISHED = re.compile(r'^\S+ Test (?!run\b)(.+?) (passed|failed|skipped)(?: after [\d.]+ seconds)?(?: with \d+ issues?)?(?: \(.*\))?\.$')
+# `Test X passed after 1.2 seconds.`, `Test X with 3 test cases failed after 70 seconds with 1 issue.`,
+# `Test X passed after 0.3 seconds with 5 known issues.`
+FINISHED = re.compile(r'^\S+ Test (?!run\b)(.+?)(?: with \d+ test cases?)? (passed|failed|skipped)(?: after [\d.]+ seconds)?'
+                      r'(?: with \d+ (?:known )?issues?)?(?: \(.*\))?\.$')
 RUN_TOTAL = re.compile(r'Test run with (\d+) tests?')
 
 
@@ -162,7 +165,11 @@ def main():
             if (match := STARTED.search(line)):
                 running[match.group(1)] = time.monotonic()
             elif (match := FINISHED.search(line)):
-                running.pop(match.group(1), None)
+                name = match.group(1)
+                running.pop(name, None)
+                # The cases of a parameterized test end with it (they print no line of their own).
+                for case in [key for key in running if key.startswith('case passing ') and key.endswith(f' to {name}')]:
+                    running.pop(case)
                 if match.group(2) == 'failed':
                     failed += 1
             elif (match := RUN_TOTAL.search(line)):
