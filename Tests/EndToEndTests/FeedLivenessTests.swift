@@ -42,7 +42,6 @@ struct FeedLivenessTests {
             var contAt = ContinuousClock.now
             var duringOutage: [MarketKey: RESTMarket] = [:]
             var afterReopen: [MarketKey: RESTMarket] = [:]
-            var overlayDown: FeedStatus?
             var openBefore: FeedStatus?
             defer { world.process(.supplier)?.signal(SIGCONT) }
 
@@ -75,7 +74,6 @@ struct FeedLivenessTests {
 
                 // The overlay: suspended because ingest saw a silent supplier (its heartbeats go on).
                 let overlay = try #require(try await FeedOutage.overlay(run.redis), "no overlay in Redis")
-                overlayDown = overlay
                 #expect(overlay.state == .suspended && overlay.reason == "feed_down" && overlay.detail == "supplier_silent",
                         "overlay \(overlay)")
                 #expect(try await FeedOutage.storedOverlay(world.database) == overlay, "PostgreSQL feed_status differs from Redis")
