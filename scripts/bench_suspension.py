@@ -36,17 +36,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import ROOT, free_port, infra_down, infra_up, machine, proc_stats  # noqa: E402
 from bench_e2e import BIN, Pipeline, http_json, log, wait_until  # noqa: E402
-
-
-def masked_text_frame(text):
-    payload = text.encode()
-    mask = os.urandom(4)
-    header = bytes([0x81])
-    if len(payload) < 126:
-        header += bytes([0x80 | len(payload)])
-    else:
-        header += bytes([0x80 | 126]) + struct.pack('!H', len(payload))
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+from ws_stalled_clients import masked_text_frame  # noqa: E402
 
 
 class Subscriber:
