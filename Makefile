@@ -8,7 +8,7 @@ export INFRA_DIR
 INFRA_ENV = if [ -f "$(INFRA_DIR)/env" ]; then source "$(INFRA_DIR)/env"; fi
 
 .PHONY: help demo test deps build release infra-up infra-down infra-status migrate migrate-status \
-        supplier ingest processor odds watch bench bench-clients bench-feed bench-odds-service bench-processor bench-suspension check-contracts clean
+        supplier ingest processor odds watch bench bench-fetch-wait bench-clients bench-feed bench-odds-service bench-processor bench-suspension check-contracts clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ watch: ## Live odds table in the terminal from a running odds-service (odds-watc
 
 bench: ## End-to-end benchmark: throughput with zero loss, latency at 100/1k/10k per s, CPU/RSS (release; own infrastructure)
 	scripts/bench_e2e.py $(BENCH_ARGS)
+
+bench-fetch-wait: ## fetch.wait.max.ms against idle/1,000/s CPU and latency: bare mock (1, 5, 10, 50 ms), then with the long-poll front (50, 500 ms)
+	scripts/bench_e2e.py --no-long-poll --fetch-wait-sweep $${MOCK_FETCH_WAITS:-1,5,10,50} $(BENCH_ARGS)
+	scripts/bench_e2e.py --skip-build --fetch-wait-sweep $${FRONT_FETCH_WAITS:-50,500} $(BENCH_ARGS)
 
 bench-feed: ## Supplier -> ingest -> Kafka throughput with zero-loss check (release; own broker)
 	scripts/bench-feed.sh

@@ -79,6 +79,49 @@ def proc_stats(pid):
     return rss, (int(fields[11]) + int(fields[12])) / ticks
 
 
+def process_tree_stats(pid):
+    """(RSS in MiB, CPU seconds) of a process and its live children summed: PostgreSQL serves
+    each connection from its own backend process."""
+    rss, cpu = proc_stats(pid)
+    for child in child_pids(pid):
+        try:
+            child_rss, child_cpu = proc_stats(int(child))
+        except OSError:  # ended meanwhile
+            continue
+        rss, cpu = rss + child_rss, cpu + child_cpu
+    return rss, cpu
+
+
+def child_pids(pid):
+    """Live direct children of a process (from /proc, field 4 of stat is the parent)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    children.append(int(entry))
+        except OSError:
+            continue
+    return children
+
+
+def infra_pids(env):
+    """{name: pid} of the private infrastructure's servers, from infra.sh's pid files."""
+    infra = env["INFRA_DIR"]
+    files = {"kafka-dev-broker": os.path.join(infra, "kafka.pid"), "redis": os.path.join(infra, "redis", "redis.pid"),
+             "postgres": os.path.join(infra, "postgres", "data", "postmaster.pid")}
+    pids = {}
+    for name, path in files.items():
+        try:
+            with open(path) as f:
+                pids[name] = int(f.readline().strip())
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
 def machine():
     model = "unknown CPU"
     with open("/proc/cpuinfo") as f:

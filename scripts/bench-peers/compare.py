@@ -32,7 +32,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from benchlib import ROOT, counter, free_port, machine, metrics  # noqa: E402
+from benchlib import ROOT, child_pids, counter, free_port, machine, metrics  # noqa: E402
 
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 CHILDREN = []  # every process this script started and has not stopped yet
@@ -58,22 +58,6 @@ def run(command):
     if process in CHILDREN:
         CHILDREN.remove(process)
     return process.returncode, out, err
-
-
-def children_of(pid):
-    """Direct children of `pid` (nginx workers), from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            pass
-    return found
 
 
 def stop(process, sig=signal.SIGTERM, timeout=15, extra_pids=()):
@@ -237,8 +221,8 @@ class Bench:
         process = start(["nginx", "-p", prefix, "-c", conf, "-e", os.path.join(prefix, "error.log")],
                         os.path.join(prefix, "nginx.out"))
         wait_for("Nchan", 20, lambda: http_ok(f"http://127.0.0.1:{port}/nchan_status"), process)
-        wait_for("nginx workers", 20, lambda: len(children_of(process.pid)) >= self.workers, process)
-        workers = children_of(process.pid)
+        wait_for("nginx workers", 20, lambda: len(child_pids(process.pid)) >= self.workers, process)
+        workers = child_pids(process.pid)
         return {"process": process, "port": port, "pids": [process.pid] + workers,
                 "stop": lambda: stop(process, extra_pids=workers)}
 
