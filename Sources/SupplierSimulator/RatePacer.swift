@@ -20,13 +20,22 @@ struct RatePacer: Sendable {
         let origin = start ?? now
         start = origin
         let elapsed = Double((now - origin).components.seconds) + Double((now - origin).components.attoseconds) * 1e-18
-        let target = Int64((rate * elapsed).rounded(.down)) + 1
+        // The tolerance absorbs rounding: woken exactly at `nextDue`, that frame counts as due.
+        let target = Int64((rate * elapsed + 1e-6).rounded(.down)) + 1
         var due = target - emitted
         if due > Int64(maxBurst) {
             emitted = target - Int64(maxBurst)
             due = Int64(maxBurst)
         }
         return Int(max(0, due))
+    }
+
+    /// When (on the same clock as `framesDue`) the next frame not yet emitted comes due; nil
+    /// before the first call to `framesDue`. The feed loop sleeps until then instead of ticking.
+    var nextDue: Duration? {
+        guard let start else { return nil }
+        let seconds = Double(emitted) / rate
+        return start + .nanoseconds(Int64((seconds * 1e9).rounded(.up)))
     }
 
     mutating func record(emitted count: Int) {

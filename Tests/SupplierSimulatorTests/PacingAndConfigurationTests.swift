@@ -22,6 +22,29 @@ struct PacingAndConfigurationTests {
         }
     }
 
+    @Test("waking only when the next frame is due keeps the rate with one wake-up per frame at low rates")
+    func wakingAtNextDue() throws {
+        for (rate, minimumGap) in [(100, Duration.milliseconds(1)), (10_000, .milliseconds(1))] {
+            var pacer = RatePacer(rate: Double(rate))
+            var now = Duration.zero
+            var wakeUps = 0
+            var total = 0
+            #expect(pacer.nextDue == nil)
+            while now <= .seconds(2) {
+                let due = pacer.framesDue(now: now)
+                pacer.record(emitted: due)
+                total += due
+                wakeUps += 1
+                let next = try #require(pacer.nextDue, "due time known once pacing started")
+                #expect(next > now, "rate \(rate): the next frame is due in the future")
+                now = max(now + minimumGap, next)
+            }
+            #expect(total == rate * 2 + 1, "rate \(rate): \(total) frames")
+            // 100/s: a wake-up per frame; 10,000/s: one per millisecond, 10 frames each.
+            #expect(wakeUps == min(rate, 1_000) * 2 + 1, "rate \(rate): \(wakeUps) wake-ups")
+        }
+    }
+
     @Test("after a stall the pacer skips ahead instead of bursting; reset starts over")
     func pacingAfterStall() {
         var pacer = RatePacer(rate: 1_000)
