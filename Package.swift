@@ -90,6 +90,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
         ),
@@ -271,7 +273,7 @@ let package = Package(
         .testTarget(name: "OddsWatchTests", dependencies: ["OddsWatch", "Contracts"], swiftSettings: strictSwift),
         .testTarget(
             name: "KafkaTests",
-            dependencies: ["Kafka", "IntegrationSupport"],
+            dependencies: ["Kafka", "IntegrationSupport", "KafkaDevBroker"],
             swiftSettings: strictSwift
         ),
         .testTarget(

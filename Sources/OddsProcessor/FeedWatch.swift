@@ -168,7 +168,7 @@ final class FeedWatch: Service, Sendable {
     private func followHeartbeats() async throws -> KafkaConsumer {
         var configuration = KafkaConsumerConfiguration(bootstrapServers: brokers, groupID: "odds-processor-feed-watch")
         configuration.clientID = "odds-processor-feed-watch"
-        configuration.fetchMaxWait = .milliseconds(50)
+        configuration.fetchMaxWait = .milliseconds(500)  // answered as soon as a heartbeat arrives
         configuration.autoOffsetReset = .latest
         let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
         var backoff = Backoff(base: .milliseconds(200), cap: .seconds(2))

@@ -19,7 +19,7 @@ struct ProcessorCommand: AsyncParsableCommand {
     @Option(help: "Odds topic (env KAFKA_TOPIC_ODDS).") var topic: String?
     @Option(help: "Consumer group (env KAFKA_GROUP_ID, default odds-processor).") var group: String?
     @Option(help: "Max messages per batch (env PROCESSOR_BATCH_SIZE, default 2000).") var batchSize: Int?
-    @Option(help: "Max wait for a batch in ms (env PROCESSOR_BATCH_WAIT_MS, default 20).") var batchWaitMs: Int?
+    @Option(help: "Longest wait for the first message of a batch in ms (env PROCESSOR_BATCH_WAIT_MS, default 250).") var batchWaitMs: Int?
     @Option(help: "Redis address (env REDIS_ADDR).") var redis: String?
     @Option(help: "PostgreSQL DSN (env POSTGRES_DSN).") var postgresDsn: String?
     @Option(help: "Metrics/health port (env METRICS_PORT, default 9097).") var metricsPort: Int?
@@ -60,7 +60,9 @@ func buildProcessor(configuration: ProcessorConfiguration, logger: Logger) throw
     consumerConfiguration.clientID = "odds-processor"
     consumerConfiguration.sessionTimeout = configuration.sessionTimeout
     consumerConfiguration.heartbeatInterval = .milliseconds(500)
-    consumerConfiguration.fetchMaxWait = .milliseconds(10)
+    // Kafka's own default: a broker answers a waiting fetch as soon as data arrives, so the wait
+    // only bounds how often an idle consumer asks (the dev broker does the same, see its front).
+    consumerConfiguration.fetchMaxWait = .milliseconds(500)
     consumerConfiguration.properties = configuration.extraConsumerProperties
     let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
 

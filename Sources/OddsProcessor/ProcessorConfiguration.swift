@@ -33,7 +33,9 @@ struct ProcessorConfiguration: Sendable {
         deadLetterTopic = reader.string("KAFKA_TOPIC_DLQ", default: Topics.oddsUpdatesDeadLetter)
         groupID = reader.string("KAFKA_GROUP_ID", default: ConsumerGroups.processor)
         batchSize = try reader.integer("PROCESSOR_BATCH_SIZE", default: 2_000, range: 1...100_000)
-        batchMaxWait = try reader.milliseconds("PROCESSOR_BATCH_WAIT_MS", default: 20, range: 1...60_000)
+        // A poll returns as soon as the first message arrives; the wait only bounds how often an idle
+        // processor wakes up and how soon it notices a stop.
+        batchMaxWait = try reader.milliseconds("PROCESSOR_BATCH_WAIT_MS", default: 250, range: 1...60_000)
         sessionTimeout = try reader.milliseconds("KAFKA_SESSION_TIMEOUT_MS", default: 6_000, range: 1_000...300_000)
         let redisAddress = reader.string("REDIS_ADDR", default: "127.0.0.1:6380")
         do {

@@ -15,6 +15,7 @@ public enum ServiceCommand {
 
     /// Runs the service; an error it ends with becomes one line and exit status 1.
     public static func run(service: String, _ body: () async throws -> Void) async throws {
+        EventLoopExecutor.install()
         do {
             try await body()
         } catch {
