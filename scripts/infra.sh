@@ -105,12 +105,13 @@ kafka_up() {
     fi
     [[ -x "$KAFKA_DEV_BROKER" ]] || die "kafka-dev-broker not built at $KAFKA_DEV_BROKER; run make build"
     rm -f "$KAFKA_ADDR_FILE"
-    local args=(--address-file "$KAFKA_ADDR_FILE")
+    # KAFKA_DEV_BROKER_ARGS: e.g. --no-long-poll (the bare mock, for comparisons).
+    local args=(--address-file "$KAFKA_ADDR_FILE" ${KAFKA_DEV_BROKER_ARGS:-})
     for topic in $KAFKA_TOPICS; do args+=(--topic "$topic"); done
     nohup "$KAFKA_DEV_BROKER" "${args[@]}" >"$INFRA_DIR/kafka.log" 2>&1 </dev/null &
     echo $! >"$KAFKA_PID_FILE"
     wait_for "kafka-dev-broker" 15 test -s "$KAFKA_ADDR_FILE"
-    echo "kafka: ready at $(cat "$KAFKA_ADDR_FILE")   (kcat -b $(cat "$KAFKA_ADDR_FILE") -L)  [librdkafka mock cluster, in memory]"
+    echo "kafka: ready at $(cat "$KAFKA_ADDR_FILE")   (kcat -b $(cat "$KAFKA_ADDR_FILE") -L)  [librdkafka mock cluster behind a long-poll front, in memory${KAFKA_DEV_BROKER_ARGS:+; $KAFKA_DEV_BROKER_ARGS}]"
 }
 
 stop_pid_file() { # name pidfile
@@ -142,9 +143,9 @@ write_env() {
 export REDIS_ADDR=127.0.0.1:$REDIS_PORT
 export POSTGRES_DSN=$(postgres_dsn)
 export KAFKA_BROKERS=$(cat "$KAFKA_ADDR_FILE")
-# The dev broker does not answer a waiting fetch early when data arrives, so the consumer
-# asks often instead (with real Kafka leave fetch.wait.max.ms at its default).
-export KAFKA_CONSUMER_PROPERTIES="\${KAFKA_CONSUMER_PROPERTIES:-fetch.wait.max.ms=1}"
+# Extra librdkafka consumer properties for odds-processor (none needed: the dev broker answers
+# a waiting fetch as soon as data arrives, as Kafka does).
+export KAFKA_CONSUMER_PROPERTIES="\${KAFKA_CONSUMER_PROPERTIES:-}"
 ENV
 }
 

@@ -29,6 +29,11 @@ struct KafkaDevBroker: ParsableCommand {
     @Option(name: .long, help: "File that receives the bootstrap address once the cluster is up (written atomically).")
     var addressFile: String?
 
+    @Flag(inversion: .prefixedNo, help: """
+        Answer a waiting fetch as soon as data arrives, as real Kafka does (a front relaying to the mock).         --no-long-poll exposes the mock itself, which holds an empty fetch for its whole max wait.
+        """)
+    var longPoll = true
+
     /// Parses and runs, but reports any failure as exactly one line on stderr (ArgumentParser
     /// would add a usage block, which scripts and tests cannot match reliably).
     static func main() {
@@ -62,17 +67,26 @@ struct KafkaDevBroker: ParsableCommand {
         sigaddset(&stopSignals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
+        // A peer that vanished must never end the broker (the front writes to client sockets).
+        signal(SIGPIPE, SIG_IGN)
+
         let cluster = try MockCluster(brokers: brokers)
         for topic in requested {
             try cluster.createTopic(topic)
         }
-        let bootstrap = cluster.bootstrapServers
+        var bootstrap = cluster.bootstrapServers
+        if longPoll {
+            let brokerPorts = bootstrap.split(separator: ",").compactMap { $0.split(separator: ":").last.flatMap { Int32($0) } }
+            let front = try LongPollFront(brokerPorts: brokerPorts)
+            front.start()
+            bootstrap = front.bootstrap
+        }
 
         if let addressFile {
             try Self.writeAtomically(bootstrap + "\n", to: addressFile)
         }
         let topicList = requested.map { "\($0.name):\($0.partitions)" }.joined(separator: ",")
-        Self.say("kafka-dev-broker ready bootstrap=\(bootstrap) brokers=\(brokers) topics=\(topicList)")
+        Self.say("kafka-dev-broker ready bootstrap=\(bootstrap) brokers=\(brokers) topics=\(topicList) long_poll=\(longPoll)")
 
         var received: Int32 = 0
         sigwait(&stopSignals, &received)

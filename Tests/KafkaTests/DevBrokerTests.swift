@@ -99,6 +99,35 @@ struct DevBrokerTests {
         throw KafkaTest.Timeout(description: "group saw \(await counter.total) of 60 messages")
     }
 
+    @Test("a waiting fetch is answered as soon as data arrives, not when its wait ends (3 brokers behind the front)")
+    func waitingFetchIsAnsweredWhenDataArrives() async throws {
+        let topic = "dev_broker_long_poll"
+        let broker = try await KafkaDevBrokerProcess(brokers: 3, topics: ["\(topic):6"])
+        defer { broker.stop() }
+        let allPartitions = Set((0..<6).map { TopicPartition(topic: topic, partition: Int32($0)) })
+        // A 30 s wait: the bare mock would answer each empty fetch only after 30 s.
+        let consumer = try KafkaTest.consumer(broker.bootstrap, group: TestInfrastructure.uniqueName("group"), topics: [topic]) {
+            $0.fetchMaxWait = .seconds(30)
+        }
+        let joined = ContinuousClock.now + .seconds(45)
+        while consumer.assignment != allPartitions, ContinuousClock.now < joined {
+            let early = try await consumer.poll(maxMessages: 1, maxWait: .milliseconds(200))
+            #expect(early.isEmpty, "nothing was produced yet")
+        }
+        #expect(consumer.assignment == allPartitions, "the consumer got every partition within 45 s")
+        try await Task.sleep(for: .seconds(1))  // its fetches are waiting now
+
+        let producer = try KafkaTest.producer(broker.bootstrap)
+        let reports = try await KafkaTest.sendAll(producer, (0..<12).map {
+            KafkaProducerMessage(topic: topic, key: KafkaTest.bytes("event-\($0)"), value: KafkaTest.bytes("update-\($0)"))
+        })
+        #expect(reports.allSatisfy { $0.isDelivered })
+        // Well inside the 30 s wait (consume throws a Timeout naming the count otherwise).
+        let received = try await KafkaTest.consume(consumer, commit: false, timeout: .seconds(15)) { $0.count >= 12 }
+        #expect(Set(received.map { String(decoding: $0.value, as: UTF8.self) }) == Set((0..<12).map { "update-\($0)" }))
+        try await consumer.close()
+    }
+
     @Test("kafka-dev-broker exits 0 on SIGTERM and removes its address file")
     func stopsCleanlyOnSigterm() async throws {
         let addressFile = FileManager.default.temporaryDirectory.appendingPathComponent("kdb-\(UUID().uuidString).addr")
@@ -111,7 +140,7 @@ struct DevBrokerTests {
         let address = try String(contentsOf: addressFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(address.hasPrefix("127.0.0.1:"))
         #expect(await KafkaAdmin.isReachable(bootstrapServers: address, timeout: .seconds(5), logger: KafkaTest.logger))
-        #expect(process.output.contains("kafka-dev-broker ready bootstrap=\(address) brokers=1 topics=t:2"))
+        #expect(process.output.contains("kafka-dev-broker ready bootstrap=\(address) brokers=1 topics=t:2 long_poll=true"))
 
         let status = process.stop(signal: SIGTERM)
         #expect(status == 0)
