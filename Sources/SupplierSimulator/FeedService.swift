@@ -89,10 +89,15 @@ struct FeedService: Service {
                 due = min(due, left)
             }
             guard due > 0 else { continue }
+            // Frames nobody received (the last client left meanwhile) are taken back: the markets
+            // must not move on, or a later duplicate or out-of-order fault would re-send a
+            // version that was never sent nor journaled.
+            let before = generator
             let frames = generator.nextFrames(count: due, at: Timestamp.now())
             if hub.broadcast(frames) {
                 pacer.record(emitted: due)
             } else {
+                generator = before
                 pacer.reset()
             }
         }

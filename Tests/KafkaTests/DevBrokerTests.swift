@@ -115,9 +115,18 @@ struct DevBrokerTests {
             #expect(early.isEmpty, "nothing was produced yet")
         }
         #expect(consumer.assignment == allPartitions, "the consumer got every partition within 45 s")
+        // One message per partition first: once each is consumed, every partition has a fetch
+        // position and is in the fetches that wait next (a partition whose position was still
+        // being looked up joins only the fetch after, which may be a whole wait later).
+        let producer = try KafkaTest.producer(broker.bootstrap)
+        let warmUp = try await KafkaTest.sendAll(producer, (0..<6).map {
+            KafkaProducerMessage(topic: topic, partition: Int32($0), key: nil, value: KafkaTest.bytes("warm-up-\($0)"))
+        })
+        #expect(warmUp.allSatisfy { $0.isDelivered })
+        let warmed = try await KafkaTest.consume(consumer, commit: false, timeout: .seconds(60)) { $0.count >= 6 }
+        #expect(Set(warmed.map(\.partition)).count == 6)
         try await Task.sleep(for: .seconds(1))  // its fetches are waiting now
 
-        let producer = try KafkaTest.producer(broker.bootstrap)
         let reports = try await KafkaTest.sendAll(producer, (0..<12).map {
             KafkaProducerMessage(topic: topic, key: KafkaTest.bytes("event-\($0)"), value: KafkaTest.bytes("update-\($0)"))
         })
