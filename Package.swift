@@ -109,6 +109,7 @@ let package = Package(
             name: "KafkaDevBroker",
             dependencies: [
                 "CRDKafka",
+                "SocketSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift

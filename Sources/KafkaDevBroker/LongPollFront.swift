@@ -1,4 +1,5 @@
 import Foundation
+import SocketSupport
 
 /// Gives the mock cluster the long-poll fetch of real Kafka.
 ///
@@ -28,9 +29,11 @@ final class LongPollFront: @unchecked Sendable {
     /// Opens a listening socket for each broker port; `bootstrap` lists the front's addresses.
     init(brokerPorts: [Int32]) throws {
         for port in brokerPorts {
-            let listener = try Socket.listen(host: host)
+            guard let (listener, frontPort) = BlockingSocket.listen(host: host) else {
+                throw Socket.Failure(description: "cannot listen on \(host): \(String(cString: strerror(errno)))")
+            }
             listeners.append((listener, port))
-            portMap[port] = try Socket.localPort(listener)
+            portMap[port] = Int32(frontPort)
         }
     }
 
@@ -55,7 +58,7 @@ final class LongPollFront: @unchecked Sendable {
                 FileHandle.standardError.write(Data("kafka-dev-broker: accept failed: \(String(cString: strerror(errno)))\n".utf8))
                 return
             }
-            guard let upstream = try? Socket.connect(host: host, port: brokerPort) else {
+            guard let upstream = BlockingSocket.connect(host: host, port: Int(brokerPort), configure: Socket.noDelay) else {
                 close(client)
                 continue
             }
@@ -278,67 +281,15 @@ private final class Relay: @unchecked Sendable {
     }
 }
 
-/// Blocking loopback sockets for the front.
+/// Kafka framing over the front's blocking sockets (opened with `BlockingSocket`).
 enum Socket {
     struct Failure: Error, CustomStringConvertible {
         let description: String
     }
 
-    static func listen(host: String) throws -> Int32 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
-        var yes: Int32 = 1
-        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = try inetAddress(host: host, port: 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, Glibc.listen(descriptor, 128) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(descriptor)
-            throw Failure(description: "cannot listen on \(host): \(reason)")
-        }
-        return descriptor
-    }
-
-    static func localPort(_ descriptor: Int32) throws -> Int32 {
-        var address = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let result = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        guard result == 0 else { throw Failure(description: "getsockname: \(String(cString: strerror(errno)))") }
-        return Int32(UInt16(bigEndian: address.sin_port))
-    }
-
-    static func connect(host: String, port: Int32) throws -> Int32 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
-        var address = try inetAddress(host: host, port: port)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(descriptor)
-            throw Failure(description: "cannot connect to \(host):\(port): \(reason)")
-        }
-        noDelay(descriptor)
-        return descriptor
-    }
-
     /// Small requests and answers go out at once (no Nagle delay on a latency path).
     static func noDelay(_ descriptor: Int32) {
-        var yes: Int32 = 1
-        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
-    }
-
-    private static func inetAddress(host: String, port: Int32) throws -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw Failure(description: "bad address \(host)") }
-        return address
+        BlockingSocket.setOption(descriptor, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
     }
 
     /// The 4-byte size prefix and the frame in one system call.
@@ -388,8 +339,7 @@ final class FrameReader {
     /// Kafka client sends.
     func next() -> [UInt8]? {
         guard fill(atLeast: 4) else { return nil }
-        let size = Int(Int32(bitPattern: UInt32(buffer[start]) << 24 | UInt32(buffer[start + 1]) << 16
-                                 | UInt32(buffer[start + 2]) << 8 | UInt32(buffer[start + 3])))
+        let size = Int(KafkaWire.readInt32(buffer, at: start))
         guard size >= 0, size <= LongPollFront.maxFrameSize else { return nil }
         start += 4
         guard fill(atLeast: size) else { return nil }

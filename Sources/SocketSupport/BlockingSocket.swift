@@ -32,19 +32,37 @@ public enum BlockingSocket {
 
     /// A port on 127.0.0.1 that was free a moment ago (bound to port 0 and read back).
     public static func freeLoopbackPort() -> Int? {
+        guard let (fd, port) = bindAnyPort(host: "127.0.0.1") else { return nil }
+        close(fd)
+        return port
+    }
+
+    /// A socket listening on `host` at a port the system picked, and that port; nil on failure.
+    public static func listen(host: String = "127.0.0.1", backlog: Int32 = 128) -> (fd: Int32, port: Int)? {
+        guard let (fd, port) = bindAnyPort(host: host) else { return nil }
+        guard Glibc.listen(fd, backlog) == 0 else {
+            close(fd)
+            return nil
+        }
+        return (fd, port)
+    }
+
+    private static func bindAnyPort(host: String) -> (fd: Int32, port: Int)? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var address = loopbackAddress(host: "127.0.0.1", port: 0)
+        var address = loopbackAddress(host: host, port: 0)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0 else { return nil }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
+        let named = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard bound == 0, named == 0 else {
+            close(fd)
+            return nil
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     /// Sets an integer socket option (e.g. TCP_NODELAY, SO_RCVBUF).
