@@ -4,11 +4,14 @@ import ReadModels
 
 /// The read rules shared by REST and WebSocket snapshots: Redis first; PostgreSQL when Redis
 /// fails or does not know the event. When both are consulted, per market the newer version wins,
-/// so an answer is never older than what Redis holds.
+/// so an answer is never older than what Redis holds. With a mirror, current odds of an event
+/// it holds come from memory (the Redis hash as the broadcast channel keeps it; see
+/// `LiveOddsMirror` for when it answers), and every Redis read of current odds refreshes it.
 struct OddsQueryService: Sendable {
     let redis: any OddsReadRepository
     let postgres: any OddsReadRepository
     let history: any OddsHistoryRepository
+    let mirror: LiveOddsMirror?
     let metrics: ServiceMetrics
     let logger: Logger
 
@@ -18,10 +21,18 @@ struct OddsQueryService: Sendable {
 
     /// Current odds of an event, one entry per market sorted by market; empty for an unknown event.
     func currentOdds(eventId: String) async throws -> [OddsUpdate] {
+        if let held = mirror?.current(eventId) {
+            metrics.mirrorRead(hit: true)
+            return held
+        }
+        if mirror != nil { metrics.mirrorRead(hit: false) }
+        let load = mirror?.beginLoad(eventId)
         let fromRedis: [OddsUpdate]
         do {
             fromRedis = try await redis.currentOdds(eventId: eventId)
+            if let load { mirror?.finishLoad(load, with: fromRedis) }
         } catch {
+            if let load { mirror?.cancelLoad(load) }
             metrics.fallback("redis_error")
             logger.debug("redis read failed; reading postgres", metadata: ["error": "\(error)"])
             return try await postgresOdds(eventId: eventId, redisError: error)
@@ -36,12 +47,26 @@ struct OddsQueryService: Sendable {
     func currentOdds(eventIds: [String]) async throws -> [String: [OddsUpdate]] {
         guard !eventIds.isEmpty else { return [:] }
         var result: [String: [OddsUpdate]] = [:]
-        var missing = eventIds
+        var toRead = eventIds
+        if let mirror {
+            toRead = []
+            for eventId in eventIds {
+                if let held = mirror.current(eventId) { result[eventId] = held } else { toRead.append(eventId) }
+            }
+            metrics.mirrorRead(hit: true, count: eventIds.count - toRead.count)
+            metrics.mirrorRead(hit: false, count: toRead.count)
+        }
+        guard !toRead.isEmpty else { return result }
+        var missing = toRead
+        let loads = toRead.compactMap { mirror?.beginLoad($0) }
         do {
-            result = try await redis.currentOdds(eventIds: eventIds)
-            missing = eventIds.filter { (result[$0] ?? []).isEmpty }
+            let fromRedis = try await redis.currentOdds(eventIds: toRead)
+            for load in loads { mirror?.finishLoad(load, with: fromRedis[load.eventId] ?? []) }
+            result.merge(fromRedis) { _, read in read }
+            missing = toRead.filter { (result[$0] ?? []).isEmpty }
             if !missing.isEmpty { metrics.fallback("redis_miss") }
         } catch {
+            for load in loads { mirror?.cancelLoad(load) }
             metrics.fallback("redis_error")
             logger.debug("redis batch read failed; reading postgres", metadata: ["error": "\(error)"])
         }

@@ -56,8 +56,6 @@ func buildApplication(
     let postgresReader = PostgresOddsReadRepository(client: postgres, logger: logger)
     // Concurrent REST reads of single events share pipelined Redis round trips.
     let coalescedRedis = CoalescingOddsReader(store: redisReader, maxBatchesInFlight: configuration.redis.poolSize)
-    let query = OddsQueryService(redis: coalescedRedis, postgres: postgresReader, history: postgresReader,
-                                 metrics: metrics, logger: logger)
     let board = FeedStatusBoard(metrics: metrics)
     let hub = FanOutHub(limits: configuration.ws, metrics: metrics, board: board)
 
@@ -69,6 +67,10 @@ func buildApplication(
     let subscriber = RedisSubscriber(configuration: configuration.redis,
                                      channels: [configuration.channel, RedisKeys.feedStatusChannel],
                                      options: subscriberOptions, logger: Logger(label: "odds-service.subscriber"))
+    // Hot reads answered from memory, kept current by that same subscription.
+    let mirror = configuration.readMirrorEvents > 0 ? LiveOddsMirror(link: subscriber, capacity: configuration.readMirrorEvents) : nil
+    let query = OddsQueryService(redis: coalescedRedis, postgres: postgresReader, history: postgresReader,
+                                 mirror: mirror, metrics: metrics, logger: logger)
     let pump = BroadcastPump(subscriber: subscriber, hub: hub, query: query, feedStatuses: redisReader,
                              oddsChannel: configuration.channel, metrics: metrics, logger: logger)
     let reloader = FeedStatusReloader(pump: pump, interval: configuration.feedStatusReload)

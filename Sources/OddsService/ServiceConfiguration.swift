@@ -25,6 +25,9 @@ struct ServiceConfiguration: Sendable {
     /// How often the feed status overlay (`odds:feed_status`) is re-read besides following its
     /// channel (FEED_STATUS_RELOAD_MS): the bound on a lost pub/sub message.
     var feedStatusReload: Duration = .seconds(5)
+    /// Events whose current odds are mirrored in memory, kept current by the broadcast channel
+    /// (READ_MIRROR_EVENTS; 0: every read goes to Redis). See `LiveOddsMirror`.
+    var readMirrorEvents = 20_000
 
     struct WebSocketLimits: Sendable {
         /// Subscriptions per connection (WS_MAX_SUBSCRIPTIONS).
@@ -91,6 +94,7 @@ struct ServiceConfiguration: Sendable {
         }
         ws.sendTimeout = try reader.milliseconds("WS_SEND_TIMEOUT_MS", default: 10_000, range: 50...3_600_000)
         feedStatusReload = try reader.milliseconds("FEED_STATUS_RELOAD_MS", default: 5000, range: 100...3_600_000)
+        readMirrorEvents = try reader.integer("READ_MIRROR_EVENTS", default: 20_000, range: 0...10_000_000)
     }
 
     /// The keys above, for `--help` and the README.
@@ -99,6 +103,6 @@ struct ServiceConfiguration: Sendable {
         "POSTGRES_DSN", "LOG_LEVEL", "LOG_FORMAT", "OPENAPI_PATH", "WS_MAX_SUBSCRIPTIONS", "WS_MAX_FRAME_BYTES",
         "WS_MAX_MESSAGES_PER_SECOND", "WS_MAX_CONNECTIONS", "WS_QUEUE_LIMIT", "WS_QUEUE_HARD_LIMIT",
         "WS_HEARTBEAT_SECONDS", "WS_HEARTBEAT_MS", "WS_PING_SECONDS", "WS_PING_MS", "WS_SEND_TIMEOUT_MS",
-        "FEED_STATUS_RELOAD_MS",
+        "FEED_STATUS_RELOAD_MS", "READ_MIRROR_EVENTS",
     ]
 }

@@ -17,6 +17,8 @@ final class ServiceMetrics: Sendable {
     let framesSent = Atomic<Int>(0)
     let feedStatusesInvalid = Atomic<Int>(0)
     let statusFramesQueued = Atomic<Int>(0)
+    let mirrorHits = Atomic<Int>(0)
+    let mirrorMisses = Atomic<Int>(0)
 
     private let connectionsGauge = Gauge(label: "odds_ws_connections")
     private let subscriptionsGauge = Gauge(label: "odds_ws_subscriptions")
@@ -35,6 +37,8 @@ final class ServiceMetrics: Sendable {
     private let rejectedCounters: Mutex<[String: Counter]> = Mutex([:])
     private let closeCounters: Mutex<[String: Counter]> = Mutex([:])
     private let fallbackCounters: Mutex<[String: Counter]> = Mutex([:])
+    private let mirrorHitCounter = Counter(label: "odds_service_mirror_reads_total", dimensions: [("result", "hit")])
+    private let mirrorMissCounter = Counter(label: "odds_service_mirror_reads_total", dimensions: [("result", "miss")])
     private let restTimers: Mutex<[String: Timer]> = Mutex([:])
 
     init() {
@@ -174,6 +178,18 @@ final class ServiceMetrics: Sendable {
     }
 
     /// A read answered from PostgreSQL (reason: redis_error, redis_miss).
+    /// Current-odds reads answered by the in-memory mirror (hit) or read from Redis (miss).
+    func mirrorRead(hit: Bool, count: Int = 1) {
+        guard count > 0 else { return }
+        if hit {
+            mirrorHits.wrappingAdd(count, ordering: .relaxed)
+            mirrorHitCounter.increment(by: count)
+        } else {
+            mirrorMisses.wrappingAdd(count, ordering: .relaxed)
+            mirrorMissCounter.increment(by: count)
+        }
+    }
+
     func fallback(_ reason: String) {
         let counter = fallbackCounters.withLock { counters in
             if let counter = counters[reason] { return counter }

@@ -144,6 +144,12 @@ public final class RedisSubscriber: AsyncSequence, Sendable {
     /// Events waiting in the buffer for the consumer.
     public var bufferedEventCount: Int { buffer.count }
 
+    /// The number of the current subscription while it is live (1 for the first, then one more
+    /// after each reconnect); nil while the connection is down or not yet subscribed. It turns
+    /// nil as soon as the reader thread sees the connection fail, before any reconnect attempt,
+    /// so a cache kept current by this subscription can tell when it may have missed messages.
+    public var liveSubscription: UInt64? { reader.link.liveSubscription }
+
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(buffer: buffer)
     }
@@ -181,6 +187,7 @@ final class SubscriberReader: Sendable {
     let logger: Logger
     let metrics = RedisMetrics()
     let reconnectCount = Atomic<Int>(0)
+    let link = SubscriptionLink()
 
     init(
         configuration: RedisConfiguration,
@@ -211,9 +218,11 @@ final class SubscriberReader: Sendable {
         var progress = Progress(backoff: options.initialBackoff)
         logger.debug("redis subscriber started", metadata: ["redis": "\(configuration)", "channels": "\(channels)", "patterns": "\(patterns)"])
         while !buffer.isStopping {
+            defer { link.lost() }
             do {
                 try session(&progress)
             } catch {
+                link.lost()
                 if buffer.isStopping { break }
                 progress.failures += 1
                 if progress.everSubscribed && progress.downSince == nil {
@@ -334,6 +343,7 @@ final class SubscriberReader: Sendable {
 
             if !confirmed && pendingChannels.isEmpty && pendingPatterns.isEmpty {
                 confirmed = true
+                link.subscribed()
                 progress.backoff = options.initialBackoff
                 progress.failures = 0
                 if progress.everSubscribed {
@@ -361,4 +371,26 @@ final class SubscriberReader: Sendable {
         encoder.append(["PING"])
         return encoder.buffer
     }()
+}
+
+/// Whether the subscription is live, and which one: one atomic word (number << 1 | live), so a
+/// reader never pairs a subscription number with another subscription's state.
+final class SubscriptionLink: Sendable {
+    private let word = Atomic<UInt64>(0)
+
+    var liveSubscription: UInt64? {
+        let value = word.load(ordering: .acquiring)
+        return value & 1 == 1 ? value >> 1 : nil
+    }
+
+    /// The reader thread confirmed a new subscription (every channel and pattern acknowledged).
+    func subscribed() {
+        let number = (word.load(ordering: .relaxed) >> 1) + 1
+        word.store(number << 1 | 1, ordering: .releasing)
+    }
+
+    /// The connection failed or the reader stopped.
+    func lost() {
+        word.store(word.load(ordering: .relaxed) & ~1, ordering: .releasing)
+    }
 }

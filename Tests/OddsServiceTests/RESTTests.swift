@@ -76,6 +76,41 @@ struct RESTTests {
         #expect(try await service.get("/v1/events/NOPE_1/odds").status == 404)
     }
 
+    /// Hot reads come from the in-memory mirror, which follows every published update and is
+    /// never used across a Redis reconnect (messages published meanwhile are lost).
+    @Test func hotReadsFollowBroadcastsAndAreReadAgainAfterAReconnect() async throws {
+        let service = try await RunningService.start()
+        defer { Task { await service.stop() } }
+        let event = Fixtures.eventId("MIR")
+        func versions() async throws -> [String: Int64] {
+            let markets = try await service.get("/v1/events/\(event)/odds").decode(EventOddsResponse.self).markets
+            return Dictionary(uniqueKeysWithValues: markets.map { ($0.market, $0.version) })
+        }
+        try await service.seeder.write(Fixtures.update(event, version: 1))
+        #expect(try await versions() == ["1x2": 1])
+        for version in 2...20 { try await service.seeder.write(Fixtures.update(event, version: Int64(version))) }
+        try await service.seeder.write(Fixtures.update(event, "btts", version: 3))
+        let followed = try await TestInfrastructure.waitUntil { try await versions() == ["1x2": 20, "btts": 3] }
+        #expect(followed, "waited for REST to show 1x2 v20 and btts v3 after they were published")
+        #expect(service.metrics.mirrorHits.load(ordering: .relaxed) > 0, "no read was answered from the mirror")
+
+        // Redis restarts: whatever the mirror held is read from Redis again.
+        await service.stopRedis()
+        try await service.redisServer.start()
+        let resubscribed = try await TestInfrastructure.waitUntil(timeout: .seconds(15)) {
+            service.metrics.resyncs.load(ordering: .relaxed) >= 1
+        }
+        #expect(resubscribed, "waited for the subscription to come back after the Redis restart")
+        // Written without a message, as if published while the subscription was down.
+        try await service.seeder.write(Fixtures.update(event, version: 21), publish: false)
+        try await service.seeder.write(Fixtures.update(event, "btts", version: 4), publish: false)
+        let reread = try await TestInfrastructure.waitUntil { try await versions() == ["1x2": 21, "btts": 4] }
+        #expect(reread, "REST still showed what the mirror held before the reconnect")
+        try await service.seeder.write(Fixtures.update(event, version: 22))
+        let live = try await TestInfrastructure.waitUntil { try await versions() == ["1x2": 22, "btts": 4] }
+        #expect(live, "waited for REST to show the update published after the reconnect")
+    }
+
     @Test func errorsUseTheJSONShape() async throws {
         let service = try await RunningService.start()
         defer { Task { await service.stop() } }

@@ -102,8 +102,10 @@ struct ServerLifecycleTests {
             options: options,
             logger: Shared.logger
         )
+        #expect(subscriber.liveSubscription == nil, "not started")
         subscriber.start()
         #expect(await nextEvent(subscriber) == .subscribed)
+        #expect(subscriber.liveSubscription == 1)
 
         let publisher = RedisClient(configuration: configuration, logger: Shared.logger)
         try await withClient(publisher) { client in
@@ -113,6 +115,8 @@ struct ServerLifecycleTests {
             #expect(await nextEvent(subscriber) == .patternMessage(pattern: "odds.*", channel: "odds.MATCH_1", payload: [0, 1, 2]))
 
             server.crash()
+            let noticed = try await TestInfrastructure.waitUntil(timeout: .seconds(5)) { subscriber.liveSubscription == nil }
+            #expect(noticed, "waited for the subscriber to report its subscription down")
             try await Task.sleep(for: .milliseconds(300))
             try await server.start()
 
@@ -121,6 +125,7 @@ struct ServerLifecycleTests {
             }
             #expect(downtime > .milliseconds(200))
             #expect(subscriber.reconnectCount == 1)
+            #expect(subscriber.liveSubscription == 2, "a new subscription number after the reconnect")
             // Resubscribed to both the channel and the pattern.
             #expect(try await client.send("PUBSUB", "NUMSUB", "odds_updates_broadcast") == .array([.bulkString(Array("odds_updates_broadcast".utf8)), .integer(1)]))
             #expect(try await client.send("PUBSUB", "NUMPAT") == .integer(1))
@@ -131,6 +136,7 @@ struct ServerLifecycleTests {
 
             // Clean shutdown: the subscription goes away and the sequence ends.
             await subscriber.shutdown()
+            #expect(subscriber.liveSubscription == nil)
             #expect(await nextEvent(subscriber, timeout: .seconds(2)) == nil)
             let gone = try await TestInfrastructure.waitUntil(timeout: .seconds(5)) {
                 try await client.send("PUBSUB", "NUMSUB", "odds_updates_broadcast") == .array([.bulkString(Array("odds_updates_broadcast".utf8)), .integer(0)])

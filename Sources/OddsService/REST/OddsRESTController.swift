@@ -23,9 +23,15 @@ struct APIError: Error, HTTPResponseError, CustomStringConvertible {
 
 enum JSONResponse {
     static func make(status: HTTPResponse.Status = .ok, body: some Encodable) -> Response {
-        let data = (try? ContractCoding.encoder.encode(body)) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        make(status: status, body: encode(body))
+    }
+
+    static func make(status: HTTPResponse.Status = .ok, body: ByteBuffer) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
+    }
+
+    static func encode(_ value: some Encodable) -> ByteBuffer {
+        ByteBuffer(bytes: (try? ContractCoding.encoder.encode(value)) ?? Data("{}".utf8))
     }
 }
 
@@ -114,6 +120,23 @@ struct OddsRESTController: Sendable {
     let openAPIDocument: String?
     let maxEventsPerPage: Int
     let defaultEventsPerPage: Int
+    /// Encoded answers of the hot reads, per event (per page size for the list).
+    let oddsAnswers: EncodedAnswerCache<EventOddsResponse>
+    let marketAnswers: EncodedAnswerCache<MarketListResponse>
+    let eventListAnswers: EncodedAnswerCache<EventListResponse>
+
+    init(query: OddsQueryService, board: FeedStatusBoard, metrics: ServiceMetrics, openAPIDocument: String?,
+         maxEventsPerPage: Int, defaultEventsPerPage: Int, cachedEvents: Int = 10_000) {
+        self.query = query
+        self.board = board
+        self.metrics = metrics
+        self.openAPIDocument = openAPIDocument
+        self.maxEventsPerPage = maxEventsPerPage
+        self.defaultEventsPerPage = defaultEventsPerPage
+        oddsAnswers = EncodedAnswerCache(capacity: cachedEvents)
+        marketAnswers = EncodedAnswerCache(capacity: cachedEvents)
+        eventListAnswers = EncodedAnswerCache(capacity: 64)
+    }
 
     /// The GET routes `addRoutes` adds, named once for the router and the 405 table.
     enum Path {
@@ -134,7 +157,8 @@ struct OddsRESTController: Sendable {
                                                         default: defaultEventsPerPage, max: maxEventsPerPage)
                 let events = try await query.events(limit: limit)
                 let overlay = board.overlay
-                return JSONResponse.make(body: EventListResponse(events: events.map { $0.withOverlay(overlay) }))
+                return eventListAnswers.response(key: String(limit),
+                                                 answer: EventListResponse(events: events.map { $0.withOverlay(overlay) }))
             }
         }
         router.get(RouterPath(Self.Path.markets)) { _, context in
@@ -143,7 +167,7 @@ struct OddsRESTController: Sendable {
                 let markets = try await query.currentOdds(eventId: eventId)
                 guard !markets.isEmpty else { throw APIError.eventNotFound(eventId) }
                 let overlay = board.overlay
-                return JSONResponse.make(body: MarketListResponse(eventId: eventId, markets: markets.map {
+                return marketAnswers.response(key: eventId, answer: MarketListResponse(eventId: eventId, markets: markets.map {
                     MarketSummary($0, overlay: overlay)
                 }))
             }
@@ -154,7 +178,7 @@ struct OddsRESTController: Sendable {
                 let markets = try await query.currentOdds(eventId: eventId)
                 guard let newest = markets.max(by: { $0.updatedAt < $1.updatedAt }) else { throw APIError.eventNotFound(eventId) }
                 let overlay = board.overlay
-                return JSONResponse.make(body: EventOddsResponse(
+                return oddsAnswers.response(key: eventId, answer: EventOddsResponse(
                     eventId: eventId, homeTeam: newest.homeTeam, awayTeam: newest.awayTeam,
                     markets: markets.map { MarketOdds($0, overlay: overlay) }))
             }

@@ -82,6 +82,7 @@ final class BroadcastPump: Service, Sendable {
         metrics.broadcastReceived()
         do {
             let message = try ContractCoding.decoder.decode(BroadcastMessage.self, from: Data(payload))
+            query.mirror?.apply(message.payload)
             hub.deliver(message.payload)
         } catch {
             metrics.broadcastInvalid()

@@ -1,0 +1,113 @@
+import Contracts
+import Synchronization
+import Testing
+@testable import OddsService
+
+/// The in-memory mirror's rules without I/O: what it holds, when it refuses to answer, and that
+/// an update handled while a Redis read is in flight is never lost.
+@Suite("live odds mirror (pure)")
+struct LiveOddsMirrorTests {
+    /// A subscription the test switches up, down and to a new number, with a pump backlog.
+    final class FakeLink: BroadcastLink {
+        private let state = Mutex<(live: UInt64?, backlog: Int)>((1, 0))
+        var liveSubscription: UInt64? { state.withLock { $0.live } }
+        var backlog: Int { state.withLock { $0.backlog } }
+        func set(live: UInt64?) { state.withLock { $0.live = live } }
+        func set(backlog: Int) { state.withLock { $0.backlog = backlog } }
+    }
+
+    let link = FakeLink()
+
+    func update(_ event: String, _ market: String = "1x2", version: Int64) -> OddsUpdate {
+        Fixtures.update(event, market, version: version)
+    }
+
+    func load(_ mirror: LiveOddsMirror, _ event: String, _ updates: [OddsUpdate]) throws {
+        let ticket = try #require(mirror.beginLoad(event))
+        mirror.finishLoad(ticket, with: updates)
+    }
+
+    func versions(_ held: [OddsUpdate]?) -> [String: Int64]? {
+        held.map { Dictionary(uniqueKeysWithValues: $0.map { ($0.market, $0.version) }) }
+    }
+
+    @Test func answersOnlyForLoadedEventsAndFollowsNewerUpdates() throws {
+        let mirror = LiveOddsMirror(link: link)
+        #expect(mirror.current("A") == nil)
+        mirror.apply(update("A", version: 3))
+        #expect(mirror.current("A") == nil, "a broadcast alone must not create an entry (other markets unknown)")
+
+        try load(mirror, "A", [update("A", version: 5), update("A", "btts", version: 2)])
+        #expect(mirror.current("A")?.map(\.market) == ["1x2", "btts"])
+        mirror.apply(update("A", version: 6))
+        mirror.apply(update("A", "btts", version: 1))
+        mirror.apply(update("A", version: 4))
+        #expect(versions(mirror.current("A")) == ["1x2": 6, "btts": 2])
+        mirror.apply(update("A", "ou_2_5", version: 1))
+        #expect(mirror.current("A")?.map(\.market) == ["1x2", "btts", "ou_2_5"])
+    }
+
+    @Test func anUpdateHandledDuringTheReadIsKept() throws {
+        let mirror = LiveOddsMirror(link: link)
+        let ticket = try #require(mirror.beginLoad("A"))
+        #expect(mirror.current("A") == nil, "not answered before the read finished")
+        // Published after Redis answered the read, handled before the answer is stored.
+        mirror.apply(update("A", version: 8))
+        mirror.finishLoad(ticket, with: [update("A", version: 7), update("A", "btts", version: 1)])
+        #expect(versions(mirror.current("A")) == ["1x2": 8, "btts": 1])
+    }
+
+    @Test func neverAnswersAcrossALostOrNewSubscription() throws {
+        let mirror = LiveOddsMirror(link: link)
+        try load(mirror, "A", [update("A", version: 5)])
+        link.set(live: nil)
+        #expect(mirror.current("A") == nil, "subscription down")
+        #expect(mirror.beginLoad("B") == nil, "no load is tracked while down")
+        link.set(live: 2)
+        #expect(mirror.current("A") == nil, "an entry of the previous subscription may have missed messages")
+        mirror.apply(update("A", version: 9))
+        #expect(mirror.current("A") == nil)
+        try load(mirror, "A", [update("A", version: 6)])
+        #expect(versions(mirror.current("A")) == ["1x2": 6])
+    }
+
+    @Test func aReadThatOutlivesItsSubscriptionIsNotKept() throws {
+        let mirror = LiveOddsMirror(link: link)
+        let ticket = try #require(mirror.beginLoad("A"))
+        link.set(live: 2)
+        mirror.finishLoad(ticket, with: [update("A", version: 5)])
+        #expect(mirror.current("A") == nil)
+        #expect(mirror.count == 0)
+    }
+
+    @Test func refusesWhileThePumpIsBehind() throws {
+        let mirror = LiveOddsMirror(link: link, maxBacklog: 10)
+        try load(mirror, "A", [update("A", version: 5)])
+        link.set(backlog: 11)
+        #expect(mirror.current("A") == nil)
+        link.set(backlog: 10)
+        #expect(versions(mirror.current("A")) == ["1x2": 5])
+    }
+
+    @Test func unknownEventsAndFailedReadsAreForgotten() throws {
+        let mirror = LiveOddsMirror(link: link)
+        try load(mirror, "UNKNOWN", [])
+        #expect(mirror.current("UNKNOWN") == nil)
+        let failed = try #require(mirror.beginLoad("B"))
+        mirror.cancelLoad(failed)
+        #expect(mirror.count == 0)
+
+        // A failed read does not drop what an earlier one loaded.
+        try load(mirror, "A", [update("A", version: 5)])
+        let second = try #require(mirror.beginLoad("A"))
+        mirror.cancelLoad(second)
+        #expect(versions(mirror.current("A")) == ["1x2": 5])
+    }
+
+    @Test func staysWithinItsCapacity() throws {
+        let mirror = LiveOddsMirror(link: link, capacity: 3)
+        for index in 0..<10 { try load(mirror, "E\(index)", [update("E\(index)", version: 1)]) }
+        #expect(mirror.count <= 3)
+        #expect(mirror.current("E9") != nil, "the newest event is held")
+    }
+}
