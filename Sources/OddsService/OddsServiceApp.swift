@@ -93,9 +93,12 @@ func buildApplication(
         (template: $0, methods: [.get, .head])
     })
     router.middlewares.add(JSONErrorMiddleware(logger: logger, routes: routes))
-    OddsRESTController(query: query, board: board, metrics: metrics, openAPIDocument: openAPIDocument,
-                       maxEventsPerPage: configuration.maxEventsPerPage,
-                       defaultEventsPerPage: configuration.defaultEventsPerPage).addRoutes(to: router)
+    let rest = OddsRESTController(query: query, board: board, metrics: metrics, openAPIDocument: openAPIDocument,
+                                  maxEventsPerPage: configuration.maxEventsPerPage,
+                                  defaultEventsPerPage: configuration.defaultEventsPerPage)
+    rest.addRoutes(to: router)
+    let serverName = "odds-service"
+    let hotReads = mirror.map { HotReads(mirror: $0, controller: rest, serverName: serverName) }
     LivePage.addRoutes(to: router)
 
     let webSocket = OddsWebSocketController(hub: hub, query: query, limits: configuration.ws, metrics: metrics, logger: logger)
@@ -103,9 +106,9 @@ func buildApplication(
 
     let app = Application(
         router: router,
-        server: .oddsService(webSocket: webSocket, idleTimeout: .seconds(120)),
+        server: .oddsService(webSocket: webSocket, hotReads: hotReads, idleTimeout: .seconds(120)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.httpPort),
-                             serverName: "odds-service", backlog: 4096),
+                             serverName: serverName, backlog: 4096),
         onServerRunning: { channel in await onHTTPRunning(channel.localAddress?.port ?? configuration.httpPort) },
         logger: logger)
 

@@ -18,6 +18,7 @@ final class ServiceMetrics: Sendable {
     let feedStatusesInvalid = Atomic<Int>(0)
     let statusFramesQueued = Atomic<Int>(0)
     let mirrorHits = Atomic<Int>(0)
+    let answeredOnEventLoop = Atomic<Int>(0)
     let mirrorMisses = Atomic<Int>(0)
 
     private let connectionsGauge = Gauge(label: "odds_ws_connections")
@@ -37,6 +38,7 @@ final class ServiceMetrics: Sendable {
     private let rejectedCounters: Mutex<[String: Counter]> = Mutex([:])
     private let closeCounters: Mutex<[String: Counter]> = Mutex([:])
     private let fallbackCounters: Mutex<[String: Counter]> = Mutex([:])
+    private let eventLoopAnswerCounter = Counter(label: "odds_rest_answered_on_event_loop_total")
     private let mirrorHitCounter = Counter(label: "odds_service_mirror_reads_total", dimensions: [("result", "hit")])
     private let mirrorMissCounter = Counter(label: "odds_service_mirror_reads_total", dimensions: [("result", "miss")])
     private let restTimers: Mutex<[String: Timer]> = Mutex([:])
@@ -188,6 +190,12 @@ final class ServiceMetrics: Sendable {
             mirrorMisses.wrappingAdd(count, ordering: .relaxed)
             mirrorMissCounter.increment(by: count)
         }
+    }
+
+    /// A current-odds request answered by `HotReadHandler` (mirror hit, no router).
+    func answeredOnEventLoop(_ count: Int = 1) {
+        answeredOnEventLoop.wrappingAdd(count, ordering: .relaxed)
+        eventLoopAnswerCounter.increment(by: count)
     }
 
     func fallback(_ reason: String) {

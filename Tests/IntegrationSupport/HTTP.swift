@@ -57,13 +57,27 @@ public enum HTTP {
     /// Content-Length, the last chunk, or the server closing), or only its head.
     public static func exchange(host: String = "127.0.0.1", port: Int, _ raw: String, untilHeadersEnd: Bool = false,
                                 timeout: Duration = .seconds(10), url: String? = nil) async throws -> Answer {
+        // A HEAD answer has a Content-Length but no body.
+        let headOnly = untilHeadersEnd || raw.hasPrefix("HEAD ")
+        return try await exchange(host: host, port: port, raw, answers: 1, headOnly: headOnly, timeout: timeout, url: url)[0]
+    }
+
+    /// Sends `raw` (several pipelined requests on one keep-alive connection) and reads `answers`
+    /// answers, in the order the server sent them. Every answer but the last needs a
+    /// Content-Length (this project's server always sends one).
+    public static func exchangePipelined(host: String = "127.0.0.1", port: Int, _ raw: String, answers: Int,
+                                         timeout: Duration = .seconds(10)) async throws -> [Answer] {
+        try await exchange(host: host, port: port, raw, answers: answers, headOnly: false, timeout: timeout, url: nil)
+    }
+
+    private static func exchange(host: String, port: Int, _ raw: String, answers: Int, headOnly: Bool,
+                                 timeout: Duration, url: String?) async throws -> [Answer] {
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         let name = url ?? "http://\(host):\(port)"
         return try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
                 continuation.resume(with: Result {
-                    // A HEAD answer has a Content-Length but no body.
-                    try exchange(host: host, port: port, request: Array(raw.utf8), untilHeadersEnd: untilHeadersEnd || raw.hasPrefix("HEAD "),
+                    try exchange(host: host, port: port, request: Array(raw.utf8), answers: answers, untilHeadersEnd: headOnly,
                                  deadline: Date(timeIntervalSinceNow: seconds), url: name)
                 })
             }
@@ -71,7 +85,8 @@ public enum HTTP {
         }
     }
 
-    static func exchange(host: String, port: Int, request: [UInt8], untilHeadersEnd: Bool, deadline: Date, url: String) throws -> Answer {
+    static func exchange(host: String, port: Int, request: [UInt8], answers expected: Int, untilHeadersEnd: Bool,
+                         deadline: Date, url: String) throws -> [Answer] {
         let remaining = { max(0.001, deadline.timeIntervalSinceNow) }
         guard let fd = BlockingSocket.connect(host: host, port: port, configure: { setTimeouts($0, remaining()) }) else {
             throw Failure(description: "\(url): connection refused or timed out")
@@ -95,12 +110,28 @@ public enum HTTP {
                 throw Failure(description: "\(url): no complete answer before the deadline (errno \(errno))")
             }
             response += buffer[..<n]
-            if (try? parse(response, headOnly: untilHeadersEnd)) != nil { break }
+            if let answers = try? split(response, expected: expected, headOnly: untilHeadersEnd), answers.count == expected { break }
         }
-        guard let answer = try parse(response, headOnly: untilHeadersEnd, atEOF: true) else {
-            throw Failure(description: "\(url): connection closed before a complete answer")
+        let answers = try split(response, expected: expected, headOnly: untilHeadersEnd, atEOF: true)
+        guard answers.count == expected else {
+            throw Failure(description: "\(url): connection closed after \(answers.count) of \(expected) complete answers")
         }
-        return answer
+        return answers
+    }
+
+    /// Up to `expected` consecutive answers complete in `bytes`.
+    static func split(_ bytes: [UInt8], expected: Int, headOnly: Bool, atEOF: Bool = false) throws -> [Answer] {
+        var answers: [Answer] = []
+        var rest = bytes[...]
+        while answers.count < expected {
+            let last = answers.count == expected - 1
+            guard let answer = try parse(Array(rest), headOnly: headOnly, atEOF: atEOF && last) else { break }
+            answers.append(answer)
+            guard !last, let headEnd = rest.firstRange(of: [13, 10, 13, 10]),
+                  let length = answer.header("content-length").flatMap(Int.init) else { break }
+            rest = rest[(headEnd.upperBound + length)...]
+        }
+        return answers
     }
 
     /// The answer once `bytes` hold all of it (by Content-Length, chunked end, or EOF).

@@ -111,6 +111,45 @@ struct RESTTests {
         #expect(live, "waited for REST to show the update published after the reconnect")
     }
 
+    /// Keep-alive reads of a mirrored event are answered on the event loop with the router's
+    /// status, headers and body; requests behind one the router handles wait their turn.
+    @Test func hotReadsOnKeepAliveConnectionsMatchTheRouterAndKeepTheirOrder() async throws {
+        let service = try await RunningService.start()
+        defer { Task { await service.stop() } }
+        let event = Fixtures.eventId("HOT")
+        try await service.seeder.write(Fixtures.update(event, version: 3))
+        try await service.seeder.write(Fixtures.update(event, "btts", version: 2))
+        let odds = "GET /v1/events/\(event)/odds HTTP/1.1\r\nHost: test\r\n\r\n"
+        let oddsThenClose = "GET /v1/events/\(event)/odds HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        let markets = "GET /v1/events/\(event)/markets HTTP/1.1\r\nHost: test\r\n\r\n"
+        // Through the router (Connection: close), which also loads the mirror.
+        let routed = try await HTTP.exchange(port: service.httpPort, oddsThenClose)
+        #expect(routed.status == 200)
+        #expect(service.metrics.answeredOnEventLoop.load(ordering: .relaxed) == 0)
+
+        let first = try await HTTP.exchangePipelined(port: service.httpPort, odds + odds + markets + oddsThenClose, answers: 4)
+        #expect(service.metrics.answeredOnEventLoop.load(ordering: .relaxed) >= 1, "no request was answered on the event loop")
+        let second = try await HTTP.exchangePipelined(port: service.httpPort, markets + odds + oddsThenClose, answers: 3)
+        for (index, answer) in (first + second).enumerated() where index != 2 && index != 4 {
+            #expect(answer.status == 200, "answer \(index)")
+            #expect(answer.body == routed.body, "answer \(index) differs from the router's")
+            for name in ["content-type", "content-length", "server"] {
+                #expect(answer.header(name) == routed.header(name), "answer \(index): \(name)")
+            }
+            #expect(answer.header("date")?.hasSuffix(" GMT") == true, "answer \(index): date")
+        }
+        for answer in [first[2], second[0]] {
+            #expect(try JSONDecoder().decode(MarketListResponse.self, from: Data(answer.body)).markets.map(\.market) == ["1x2", "btts"])
+        }
+        // A newer version published now is what the next keep-alive read shows.
+        try await service.seeder.write(Fixtures.update(event, version: 4))
+        let followed = try await TestInfrastructure.waitUntil {
+            let answer = try await HTTP.exchangePipelined(port: service.httpPort, odds + oddsThenClose, answers: 2)[0]
+            return try JSONDecoder().decode(EventOddsResponse.self, from: Data(answer.body)).markets.first?.version == 4
+        }
+        #expect(followed, "waited for a keep-alive read to show 1x2 v4")
+    }
+
     @Test func errorsUseTheJSONShape() async throws {
         let service = try await RunningService.start()
         defer { Task { await service.stop() } }

@@ -94,3 +94,41 @@ import Testing
         #expect(RequestTargetNormalization.normalizedPath(target) == normalized)
     }
 }
+
+/// Which requests the event-loop fast path may answer, and its Date header.
+@Suite("hot read rules (pure)")
+struct HotReadRulesTests {
+    func request(_ path: String, method: HTTPRequest.Method = .get, connection: String? = nil) -> HTTPRequest {
+        var request = HTTPRequest(method: method, scheme: nil, authority: "test", path: path)
+        if let connection { request.headerFields[.connection] = connection }
+        return request
+    }
+
+    @Test func onlyCurrentOddsGetsOfValidEventsAreTaken() {
+        #expect(HotReads.eventId(of: request("/v1/events/MATCH_1/odds")) == "MATCH_1")
+        #expect(HotReads.eventId(of: request("/v1/events/MATCH_1/odds?x=1")) == "MATCH_1")
+        #expect(HotReads.eventId(of: request("/v1/events/%4DATCH_1/odds")) == "MATCH_1")
+        #expect(HotReads.eventId(of: request("/v1/events/MATCH_1/odds", connection: "keep-alive")) == "MATCH_1")
+        for path in ["/v1/events/MATCH_1/odds/history?market=1x2", "/v1/events/MATCH_1/markets", "/v1/events//odds",
+                     "/v1/events/bad%20id/odds", "/v1/events", "/v2/events/MATCH_1/odds", "/v1/events/MATCH_1/odds/"] {
+            #expect(HotReads.eventId(of: request(path)) == nil, "\(path)")
+        }
+        #expect(HotReads.eventId(of: request("/v1/events/MATCH_1/odds", method: .head)) == nil)
+        #expect(HotReads.eventId(of: request("/v1/events/MATCH_1/odds", connection: "close")) == nil)
+        #expect(HotReads.eventId(of: request("/v1/events/MATCH_1/odds", connection: "Keep-Alive, Close")) == nil)
+    }
+
+    @Test func dateHeaderIsIMFFixdate() {
+        #expect(HTTPDateCache.imfFixdate(epochSeconds: 784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDateCache.imfFixdate(epochSeconds: 0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(HTTPDateCache.imfFixdate(epochSeconds: 951_782_400) == "Tue, 29 Feb 2000 00:00:00 GMT")
+        #expect(HTTPDateCache.imfFixdate(epochSeconds: 1_796_169_599) == "Tue, 01 Dec 2026 23:59:59 GMT")
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        for seconds in stride(from: 0, to: 4_102_444_800, by: 9_876_543) {
+            #expect(HTTPDateCache.imfFixdate(epochSeconds: seconds) == formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds))))
+        }
+    }
+}

@@ -173,14 +173,11 @@ struct OddsRESTController: Sendable {
             }
         }
         router.get(RouterPath(Self.Path.odds)) { _, context in
-            try await timed("/v1/events/{id}/odds") {
+            try await timed(Self.oddsRoute) {
                 let eventId = try RequestValidation.eventId(context.parameters.get("id"))
                 let markets = try await query.currentOdds(eventId: eventId)
-                guard let newest = markets.max(by: { $0.updatedAt < $1.updatedAt }) else { throw APIError.eventNotFound(eventId) }
-                let overlay = board.overlay
-                return oddsAnswers.response(key: eventId, answer: EventOddsResponse(
-                    eventId: eventId, homeTeam: newest.homeTeam, awayTeam: newest.awayTeam,
-                    markets: markets.map { MarketOdds($0, overlay: overlay) }))
+                guard let body = oddsBody(eventId: eventId, markets: markets) else { throw APIError.eventNotFound(eventId) }
+                return JSONResponse.make(body: body)
             }
         }
         router.get(RouterPath(Self.Path.history)) { request, context in
@@ -204,6 +201,19 @@ struct OddsRESTController: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/yaml"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: openAPIDocument)))
         }
+    }
+
+    /// The metrics name of the current-odds route.
+    static let oddsRoute = "/v1/events/{id}/odds"
+
+    /// The body of `GET /v1/events/{id}/odds` for these markets with the feed status overlay
+    /// applied (encoded once per distinct answer); nil for an unknown event (no markets).
+    func oddsBody(eventId: String, markets: [OddsUpdate]) -> ByteBuffer? {
+        guard let newest = markets.max(by: { $0.updatedAt < $1.updatedAt }) else { return nil }
+        let overlay = board.overlay
+        return oddsAnswers.body(key: eventId, answer: EventOddsResponse(
+            eventId: eventId, homeTeam: newest.homeTeam, awayTeam: newest.awayTeam,
+            markets: markets.map { MarketOdds($0, overlay: overlay) }))
     }
 
     private func timed(_ route: String, _ body: () async throws -> Response) async throws -> Response {

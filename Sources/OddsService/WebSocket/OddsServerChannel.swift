@@ -30,6 +30,8 @@ struct OddsServerChannel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let webSocket: OddsWebSocketController
+    /// Current-odds reads answered on the event loop (nil: every request goes to the router).
+    let hotReads: HotReads?
     /// Keep-alive HTTP connections idle this long are closed.
     let idleTimeout: TimeAmount
 
@@ -63,12 +65,14 @@ struct OddsServerChannel: ServerChildChannel, HTTPChannelHandler {
                     }
                 })
             let idleTimeout = idleTimeout
+            let hotReads = hotReads
             let http = NIOTypedHTTPServerUpgradeConfiguration<Negotiated>(
                 upgraders: [upgrader],
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                         try channel.pipeline.syncOperations.addHandler(HTTPKeepAliveHandler(idleTimeout: idleTimeout))
+                        if let hotReads { try channel.pipeline.syncOperations.addHandler(HotReadHandler(hotReads: hotReads)) }
                         let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
                         if let path = refusedPath.value { return .refusedUpgrade(asyncChannel, path: path) }
@@ -113,10 +117,11 @@ struct OddsServerChannel: ServerChildChannel, HTTPChannelHandler {
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 plus the odds WebSocket (see `OddsServerChannel`).
-    static func oddsService(webSocket: OddsWebSocketController, idleTimeout: TimeAmount) -> HTTPServerBuilder {
+    static func oddsService(webSocket: OddsWebSocketController, hotReads: HotReads?, idleTimeout: TimeAmount) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
             // Request targets are normalized before routing (see `RequestTargetNormalization`).
-            OddsServerChannel(responder: RequestTargetNormalization.wrap(responder), webSocket: webSocket, idleTimeout: idleTimeout)
+            OddsServerChannel(responder: RequestTargetNormalization.wrap(responder), webSocket: webSocket, hotReads: hotReads,
+                              idleTimeout: idleTimeout)
         }
     }
 }
