@@ -111,3 +111,17 @@ struct LiveOddsMirrorTests {
         #expect(mirror.current("E9") != nil, "the newest event is held")
     }
 }
+
+@Suite("odds frame splicing (pure)")
+struct OddsFrameTests {
+    @Test func aSplicedFrameIsWhatEncodingTheMessageGives() throws {
+        for eventId in ["MATCH_1", "E.2:x-y", "odd\"id"] {
+            var update = Fixtures.update(eventId, "btts", version: 7)
+            update.homeTeam = "Grêmio \"B\" / Sub-20"
+            let payload = Array(update.jsonData())
+            let spliced = FanOutHub.oddsFrame(eventId: eventId, payloadJSON: payload[...])
+            let encoded = Array(try ContractCoding.encoder.encode(ServerMessage.odds(eventId: eventId, payload: update)))
+            #expect(spliced == encoded, "\(eventId)")
+        }
+    }
+}

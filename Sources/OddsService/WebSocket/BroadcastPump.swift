@@ -83,7 +83,9 @@ final class BroadcastPump: Service, Sendable {
         do {
             let message = try ContractCoding.decoder.decode(BroadcastMessage.self, from: Data(payload))
             query.mirror?.apply(message.payload)
-            hub.deliver(message.payload)
+            // The payload goes out as it came (decoded above, so it is a valid OddsUpdate).
+            let payloadJSON = JSONSpan.valueRange(ofTopLevelKey: "payload", in: payload).map { payload[$0] }
+            hub.deliver(message.payload, payloadJSON: payloadJSON)
         } catch {
             metrics.broadcastInvalid()
             logger.warning("undecodable broadcast message", metadata: ["error": "\(error)", "bytes": "\(payload.count)"])

@@ -109,8 +109,11 @@ final class FanOutHub: Sendable {
     /// Fans one applied update out to the event's subscribers: the frame is encoded once, and
     /// each event loop offers it to its own connections (in parallel across loops, then one
     /// flush per connection). Returns how many connections were offered it.
+    ///
+    /// `payloadJSON`: the update's own JSON as it arrived (the broadcast's `payload`), spliced
+    /// into the frame instead of encoding the decoded value again.
     @discardableResult
-    func deliver(_ update: OddsUpdate) -> Int {
+    func deliver(_ update: OddsUpdate, payloadJSON: ArraySlice<UInt8>? = nil) -> Int {
         let (subscribers, newFeed) = state.withLock { state -> ([Bucket]?, Bool) in
             guard let buckets = state.subscribers[update.eventId] else { return (nil, false) }
             if state.eventFeeds[update.eventId]?.contains(update.source) == true { return (buckets, false) }
@@ -123,8 +126,13 @@ final class FanOutHub: Sendable {
         if newFeed, board.status(of: update.source)?.isSuspended == true {
             pushStatus(feed: update.source, only: update.eventId)
         }
-        let message = ServerMessage.odds(eventId: update.eventId, payload: update)
-        let bytes = (try? ContractCoding.encoder.encode(message)).map { ByteBuffer(bytes: $0) } ?? ByteBuffer()
+        let bytes: ByteBuffer
+        if let payloadJSON {
+            bytes = ByteBuffer(bytes: Self.oddsFrame(eventId: update.eventId, payloadJSON: payloadJSON))
+        } else {
+            let message = ServerMessage.odds(eventId: update.eventId, payload: update)
+            bytes = (try? ContractCoding.encoder.encode(message)).map { ByteBuffer(bytes: $0) } ?? ByteBuffer()
+        }
         var offered = 0
         for bucket in buckets {
             let connections = bucket.connections
@@ -157,6 +165,19 @@ final class FanOutHub: Sendable {
             }
         }
         return offered
+    }
+
+    /// The `odds` frame text around an update's JSON: the bytes `ContractCoding.encoder` gives
+    /// for `ServerMessage.odds` when `payloadJSON` is the update's canonical encoding.
+    static func oddsFrame(eventId: String, payloadJSON: ArraySlice<UInt8>) -> [UInt8] {
+        var frame: [UInt8] = []
+        frame.reserveCapacity(payloadJSON.count + eventId.utf8.count + 40)
+        frame += Array(#"{"eventId":"#.utf8)
+        JSONSpan.appendString(eventId, to: &frame)
+        frame += Array(#","payload":"#.utf8)
+        frame += payloadJSON
+        frame += Array(#","type":"odds"}"#.utf8)
+        return frame
     }
 
     /// Records the feeds of an event's snapshot markets; returns every feed known for it (to
