@@ -99,17 +99,15 @@ final class LiveOddsMirror: Sendable {
         entries.withLock { entries in
             guard var entry = entries[ticket.eventId], entry.subscription == ticket.subscription else { return }
             entry.loadsInFlight -= 1
-            guard stillLive, !updates.isEmpty || entry.loaded else {
-                if !entry.loaded && entry.loadsInFlight <= 0 {
-                    entries.removeValue(forKey: ticket.eventId)
-                } else {
-                    entries[ticket.eventId] = entry
-                }
-                return
+            if stillLive && !updates.isEmpty {
+                for update in updates { entry.merge(update) }
+                entry.loaded = true
             }
-            for update in updates { entry.merge(update) }
-            entry.loaded = true
-            entries[ticket.eventId] = entry
+            if entry.loaded || entry.loadsInFlight > 0 {
+                entries[ticket.eventId] = entry
+            } else {
+                entries.removeValue(forKey: ticket.eventId)
+            }
         }
     }
 

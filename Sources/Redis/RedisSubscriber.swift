@@ -218,11 +218,9 @@ final class SubscriberReader: Sendable {
         var progress = Progress(backoff: options.initialBackoff)
         logger.debug("redis subscriber started", metadata: ["redis": "\(configuration)", "channels": "\(channels)", "patterns": "\(patterns)"])
         while !buffer.isStopping {
-            defer { link.lost() }
             do {
                 try session(&progress)
             } catch {
-                link.lost()
                 if buffer.isStopping { break }
                 progress.failures += 1
                 if progress.everSubscribed && progress.downSince == nil {
@@ -249,6 +247,8 @@ final class SubscriberReader: Sendable {
 
     /// One connection: subscribe, then read until an error (thrown) or stop (returns).
     private func session(_ progress: inout Progress) throws(RedisError) {
+        // Down from the moment this connection ends, before any backoff or reconnect.
+        defer { link.lost() }
         let context = try HiredisContext(
             host: configuration.host,
             port: configuration.port,

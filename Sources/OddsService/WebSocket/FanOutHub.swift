@@ -172,11 +172,11 @@ final class FanOutHub: Sendable {
     static func oddsFrame(eventId: String, payloadJSON: ArraySlice<UInt8>) -> [UInt8] {
         var frame: [UInt8] = []
         frame.reserveCapacity(payloadJSON.count + eventId.utf8.count + 40)
-        frame += Array(#"{"eventId":"#.utf8)
+        frame.append(contentsOf: #"{"eventId":"#.utf8)
         JSONSpan.appendString(eventId, to: &frame)
-        frame += Array(#","payload":"#.utf8)
-        frame += payloadJSON
-        frame += Array(#","type":"odds"}"#.utf8)
+        frame.append(contentsOf: #","payload":"#.utf8)
+        frame.append(contentsOf: payloadJSON)
+        frame.append(contentsOf: #","type":"odds"}"#.utf8)
         return frame
     }
 
