@@ -414,6 +414,8 @@ def main():
                         "phase for each (instead of the latency and throughput phases)")
     parser.add_argument("--no-long-poll", action="store_true", help="the bare librdkafka mock as dev broker, which "
                         "holds an empty fetch for its whole wait (for comparison)")
+    parser.add_argument("--no-front-log", action="store_true", help="the long-poll front sends every fetch to the mock "
+                        "instead of answering from its copy of the log (for comparison)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--drain", type=int, default=8)
@@ -432,7 +434,8 @@ def main():
     work = tempfile.mkdtemp(prefix="bench-e2e-")
     env = dict(os.environ, INFRA_DIR=os.path.join(work, "infra"), REDIS_PORT=str(free_port()),
                POSTGRES_PORT=str(free_port()), KAFKA_DEV_BROKER=os.path.join(BIN, "kafka-dev-broker"),
-               KAFKA_DEV_BROKER_ARGS="--no-long-poll" if args.no_long_poll else "")
+               KAFKA_DEV_BROKER_ARGS=" ".join(flag for flag, wanted in [("--no-long-poll", args.no_long_poll),
+                                                                         ("--no-front-log", args.no_front_log)] if wanted))
     log(f"private infrastructure in {work}")
     addresses = infra_up(env)
     consumer_properties = addresses.get("KAFKA_CONSUMER_PROPERTIES", "")
@@ -482,7 +485,9 @@ def main():
                    "cpu": "utime+stime from /proc over the window (PostgreSQL: postmaster and its backends); "
                           "per update = CPU seconds / frames the supplier emitted in the window",
                    "processor_consumer_properties": consumer_properties,
-                   "dev_broker": "bare librdkafka mock" if args.no_long_poll else "librdkafka mock behind the long-poll front"},
+                   "dev_broker": "bare librdkafka mock" if args.no_long_poll else
+                   "librdkafka mock behind the long-poll front" + (", every fetch sent to the mock" if args.no_front_log else
+                                                                   ", fetches answered from the front's log")},
         "max_sustained_rate_zero_loss": max(sustained) if sustained else None,
         "phases": results,
         "fetch_wait_sweep": sweep_rows,

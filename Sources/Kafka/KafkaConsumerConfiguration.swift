@@ -69,6 +69,9 @@ public struct KafkaConsumerConfiguration: Sendable {
             "queued.max.messages.kbytes": "\(queuedMaxKilobytes)",
             "partition.assignment.strategy": rebalanceProtocol == .eager ? "range,roundrobin" : "cooperative-sticky",
             "enable.partition.eof": "false",
+            // Requests go out when written: Nagle's algorithm would hold a small request while
+            // the previous one is unacknowledged (librdkafka leaves it on by default).
+            "socket.nagle.disable": "true",
         ]
         result.merge(properties) { _, passThrough in passThrough }
         return result

@@ -66,6 +66,9 @@ public struct KafkaProducerConfiguration: Sendable {
             "compression.codec": compression.rawValue,
             // Only the fields we read are copied into delivery reports.
             "delivery.report.only.error": "false",
+            // Requests go out when written: Nagle's algorithm would hold a small request while
+            // the previous one is unacknowledged (librdkafka leaves it on by default).
+            "socket.nagle.disable": "true",
         ]
         result.merge(properties) { _, passThrough in passThrough }
         return result

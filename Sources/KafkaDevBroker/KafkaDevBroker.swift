@@ -34,6 +34,11 @@ struct KafkaDevBroker: ParsableCommand {
         """)
     var longPoll = true
 
+    @Flag(inversion: .prefixedNo, help: """
+        Answer fetches from the front's own copy of each partition's newest records (the mock walks its whole log for every fetch and answers one batch per partition). --no-front-log sends every fetch to the mock, for comparisons.
+        """)
+    var frontLog = true
+
     /// Parses and runs, but reports any failure as exactly one line on stderr (ArgumentParser
     /// would add a usage block, which scripts and tests cannot match reliably).
     static func main() {
@@ -75,25 +80,30 @@ struct KafkaDevBroker: ParsableCommand {
             try cluster.createTopic(topic)
         }
         var bootstrap = cluster.bootstrapServers
+        var front: LongPollFront?
         if longPoll {
             let brokerPorts = bootstrap.split(separator: ",").compactMap { $0.split(separator: ":").last.flatMap { Int32($0) } }
-            let front = try LongPollFront(brokerPorts: brokerPorts)
-            front.start()
-            bootstrap = front.bootstrap
+            let started = try LongPollFront(brokerPorts: brokerPorts, answersFromLog: frontLog)
+            started.start()
+            bootstrap = started.bootstrap
+            front = started
         }
 
         if let addressFile {
             try Self.writeAtomically(bootstrap + "\n", to: addressFile)
         }
         let topicList = requested.map { "\($0.name):\($0.partitions)" }.joined(separator: ",")
-        Self.say("kafka-dev-broker ready bootstrap=\(bootstrap) brokers=\(brokers) topics=\(topicList) long_poll=\(longPoll)")
+        Self.say("kafka-dev-broker ready bootstrap=\(bootstrap) brokers=\(brokers) topics=\(topicList) long_poll=\(longPoll) front_log=\(longPoll && frontLog)")
 
         var received: Int32 = 0
         sigwait(&stopSignals, &received)
 
         if let addressFile { try? FileManager.default.removeItem(atPath: addressFile) }
         cluster.shutdown()
-        Self.say("kafka-dev-broker stopped (signal \(received))")
+        let fetches = front.map {
+            " fetches_answered_by_front=\($0.fetchesAnswered.fromLog) fetches_sent_to_mock=\($0.fetchesAnswered.fromBroker)"
+        } ?? ""
+        Self.say("kafka-dev-broker stopped (signal \(received))\(fetches)")
     }
 
     /// Unbuffered write, so a parent process reading our stdout sees the line immediately.

@@ -181,6 +181,36 @@ enum KafkaWire {
             return Int16(bitPattern: UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1]))
         }
 
+        mutating func int8() -> Int8? {
+            guard offset < bytes.count else { return nil }
+            defer { offset += 1 }
+            return Int8(bitPattern: bytes[offset])
+        }
+
+        mutating func int64() -> Int64? {
+            guard offset + 8 <= bytes.count else { return nil }
+            defer { offset += 8 }
+            var value: UInt64 = 0
+            for index in 0..<8 { value = value << 8 | UInt64(bytes[offset + index]) }
+            return Int64(bitPattern: value)
+        }
+
+        /// A string: int16 length, then UTF-8 bytes.
+        mutating func string() -> String? {
+            guard let length = int16(), length >= 0, offset + Int(length) <= bytes.count else { return nil }
+            defer { offset += Int(length) }
+            return String(decoding: bytes[offset..<offset + Int(length)], as: UTF8.self)
+        }
+
+        /// Nullable bytes: int32 length (-1 = null, read as empty), then the bytes.
+        mutating func nullableBytes() -> ArraySlice<UInt8>? {
+            guard let length = int32(), length >= -1 else { return nil }
+            if length <= 0 { return [] }
+            guard offset + Int(length) <= bytes.count else { return nil }
+            defer { offset += Int(length) }
+            return bytes[offset..<offset + Int(length)]
+        }
+
         mutating func int32() -> Int32? {
             guard offset + 4 <= bytes.count else { return nil }
             defer { offset += 4 }

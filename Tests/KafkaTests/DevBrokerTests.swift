@@ -137,6 +137,42 @@ struct DevBrokerTests {
         try await consumer.close()
     }
 
+    @Test("records produced one request at a time are fetched whole and in order; the front answers those fetches from its copy")
+    func fetchesAreAnsweredFromTheFrontsCopy() async throws {
+        let topic = "dev_broker_front_log"
+        let broker = try await KafkaDevBrokerProcess(topics: ["\(topic):3"])
+        defer { broker.stop() }
+        let producer = try KafkaTest.producer(broker.bootstrap)
+        func messages(_ range: Range<Int>) -> [KafkaProducerMessage] {
+            range.map { KafkaProducerMessage(topic: topic, partition: Int32($0 % 3), key: KafkaTest.bytes("k-\($0)"), value: KafkaTest.bytes("v-\($0)")) }
+        }
+        // Each send waits for its acknowledgement: one batch per request, the mock's worst case.
+        let before = try await KafkaTest.sendAll(producer, messages(0..<90))
+        #expect(before.allSatisfy { $0.isDelivered })
+        let consumer = try KafkaTest.consumer(broker.bootstrap, group: TestInfrastructure.uniqueName("group"), topics: [topic]) {
+            $0.fetchMaxWait = .seconds(5)
+        }
+        var received = try await KafkaTest.consume(consumer, commit: false) { $0.count >= 90 }
+        // Produced while the consumer's fetches wait: answered when the data arrives.
+        let after = try await KafkaTest.sendAll(producer, messages(90..<150))
+        #expect(after.allSatisfy { $0.isDelivered })
+        received += try await KafkaTest.consume(consumer, commit: false, timeout: .seconds(20)) { $0.count >= 60 }
+        try await consumer.close()
+
+        for partition in 0..<3 {
+            let mine = received.filter { $0.partition == Int32(partition) }
+            #expect(mine.map(\.offset) == (0..<50).map(Int64.init), "partition \(partition): every offset once, in order")
+            let expected = stride(from: partition, to: 150, by: 3).map { "v-\($0)" }
+            #expect(mine.map { String(decoding: $0.value, as: UTF8.self) } == expected, "partition \(partition): the records as produced")
+            #expect(mine.map { $0.key.map { String(decoding: $0, as: UTF8.self) } } == expected.map { "k-" + $0.dropFirst(2) })
+        }
+        #expect(broker.process.stop(signal: SIGTERM) == 0)
+        let stopped = try #require(broker.process.output.split(separator: "\n").first { $0.contains("kafka-dev-broker stopped") })
+        let answered = stopped.split(separator: " ").first { $0.hasPrefix("fetches_answered_by_front=") }
+            .flatMap { Int($0.dropFirst("fetches_answered_by_front=".count)) }
+        #expect((answered ?? 0) > 0, "the front answered fetches itself: \(stopped)")
+    }
+
     @Test("kafka-dev-broker exits 0 on SIGTERM and removes its address file")
     func stopsCleanlyOnSigterm() async throws {
         let addressFile = FileManager.default.temporaryDirectory.appendingPathComponent("kdb-\(UUID().uuidString).addr")
@@ -149,7 +185,7 @@ struct DevBrokerTests {
         let address = try String(contentsOf: addressFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(address.hasPrefix("127.0.0.1:"))
         #expect(await KafkaAdmin.isReachable(bootstrapServers: address, timeout: .seconds(5), logger: KafkaTest.logger))
-        #expect(process.output.contains("kafka-dev-broker ready bootstrap=\(address) brokers=1 topics=t:2 long_poll=true"))
+        #expect(process.output.contains("kafka-dev-broker ready bootstrap=\(address) brokers=1 topics=t:2 long_poll=true front_log=true"))
 
         let status = process.stop(signal: SIGTERM)
         #expect(status == 0)
