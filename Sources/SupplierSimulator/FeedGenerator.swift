@@ -60,6 +60,10 @@ struct FeedGenerator: Sendable {
     private(set) var markets: [MarketState]
     private var generator: SeededGenerator
     let faults: FaultInjector
+    /// What `undo()` restores: the random state at the mark, and each market changed since, as
+    /// it was. Keeping only those (instead of a copy of the whole generator) spares a
+    /// copy-on-write of every market's state on every tick.
+    private var undoPoint: (generator: SeededGenerator, markets: [Int: MarketState])?
 
     /// - Parameter firstVersion: version of every market's first update. The simulator derives it
     ///   from the wall clock (milliseconds × 1000), so a restarted supplier continues above the
@@ -81,6 +85,19 @@ struct FeedGenerator: Sendable {
     /// that has not emitted anything yet (each at the version before its first update).
     func book(at time: Timestamp) -> [String] {
         markets.map { FrameEncoder.encode($0.update(at: time)) }
+    }
+
+    /// Frames made from now on can be taken back with `undo()`.
+    mutating func markUndoPoint() {
+        undoPoint = (generator, [:])
+    }
+
+    /// Back to the state at the last `markUndoPoint()`, as if the frames since were never made.
+    mutating func undo() {
+        guard let point = undoPoint else { return }
+        generator = point.generator
+        for (index, market) in point.markets { markets[index] = market }
+        undoPoint = nil
     }
 
     mutating func nextFrames(count: Int, at time: Timestamp) -> [EmittedFrame] {
@@ -115,6 +132,7 @@ struct FeedGenerator: Sendable {
     }
 
     private mutating func validFrame(market index: Int, at time: Timestamp) -> EmittedFrame {
+        if undoPoint != nil, undoPoint?.markets[index] == nil { undoPoint?.markets[index] = markets[index] }
         markets[index].advance(generator: &generator)
         let text = FrameEncoder.encode(markets[index].update(at: time))
         markets[index].remember(text)

@@ -92,12 +92,12 @@ struct FeedService: Service {
             // Frames nobody received (the last client left meanwhile) are taken back: the markets
             // must not move on, or a later duplicate or out-of-order fault would re-send a
             // version that was never sent nor journaled.
-            let before = generator
+            generator.markUndoPoint()
             let frames = generator.nextFrames(count: due, at: Timestamp.now())
             if hub.broadcast(frames) {
                 pacer.record(emitted: due)
             } else {
-                generator = before
+                generator.undo()
                 pacer.reset()
             }
         }

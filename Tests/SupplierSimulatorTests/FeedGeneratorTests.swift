@@ -78,6 +78,23 @@ struct FeedGeneratorTests {
         #expect(a != c)
     }
 
+    @Test("frames taken back with undo() leave the feed as if they were never made")
+    func undoTakesFramesBack() {
+        let faults = FaultRates(malformed: 0.1, invalid: 0.1, duplicate: 0.1, outOfOrder: 0.1)
+        var generator = Self.generator(faults: faults, seed: 11)
+        _ = generator.nextFrames(count: 50, at: Self.start)
+        var untouched = generator
+        generator.markUndoPoint()
+        let discarded = generator.nextFrames(count: 40, at: Self.start)
+        generator.undo()
+        let again = generator.nextFrames(count: 200, at: Self.start)
+        #expect(again == untouched.nextFrames(count: 200, at: Self.start))
+        #expect(Array(again.prefix(40)) == discarded, "the same draws come again")
+        #expect(generator.book(at: Self.start) == untouched.book(at: Self.start), "every market's state is restored")
+        generator.undo()  // no mark: nothing to take back
+        #expect(generator.book(at: Self.start) == untouched.book(at: Self.start))
+    }
+
     @Test("each fault kind is what its journal line says, with the reason the validator gives")
     func faultKinds() throws {
         let faults = FaultRates(malformed: 0.1, invalid: 0.1, duplicate: 0.1, outOfOrder: 0.1)
