@@ -101,19 +101,7 @@ enum KafkaWire {
 
     /// Topics a Produce request (v3...v8) writes to; nil when unreadable.
     static func produceTopics(_ frame: [UInt8], header: RequestHeader) -> Set<String>? {
-        guard header.apiKey == APIKey.produce.rawValue, (3...8).contains(header.apiVersion),
-              let body = header.bodyOffset else { return nil }
-        var reader = Reader(frame)
-        reader.offset = body
-        guard reader.skipNullableString(), reader.skip(6) else { return nil }  // transactional_id, acks, timeout_ms
-        return reader.topicNames { reader in
-            guard let partitions = reader.int32(), partitions >= 0 else { return false }
-            for _ in 0..<partitions {
-                guard reader.skip(4), let size = reader.int32() else { return false }  // index, records
-                if size > 0 { guard reader.skip(Int(size)) else { return false } }
-            }
-            return true
-        }
+        producedRecords(frame, header: header).map { Set($0.writes.map(\.topic)) }
     }
 
     /// acks of a Produce request (v0...v8); nil when unreadable. acks = 0 gets no response.
@@ -230,9 +218,8 @@ enum KafkaWire {
             guard let count = int32(), count >= 0 else { return nil }
             var names = Set<String>()
             for _ in 0..<count {
-                guard let length = int16(), length >= 0, offset + Int(length) <= bytes.count else { return nil }
-                names.insert(String(decoding: bytes[offset..<offset + Int(length)], as: UTF8.self))
-                offset += Int(length)
+                guard let name = string() else { return nil }
+                names.insert(name)
                 guard rest(&self) else { return nil }
             }
             return names

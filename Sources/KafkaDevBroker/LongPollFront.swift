@@ -221,9 +221,10 @@ private final class Relay: @unchecked Sendable {
             var request = InFlight(apiKey: header.apiKey, apiVersion: header.apiVersion)
             var expectsAnswer = true
             if header.apiKey == KafkaWire.APIKey.produce.rawValue {
-                request.topics = KafkaWire.produceTopics(frame, header: header)
+                let produced = KafkaWire.producedRecords(frame, header: header)
+                request.topics = produced.map { Set($0.writes.map(\.topic)) }
                 expectsAnswer = KafkaWire.produceAcks(frame, header: header) != 0
-                request.writes = copiedWrites(frame, header: header, answered: expectsAnswer)
+                request.writes = copiedWrites(produced, answered: expectsAnswer)
             }
             if expectsAnswer { push(request) }
             guard Socket.writeFrame(broker, frame) else { return }
@@ -233,8 +234,8 @@ private final class Relay: @unchecked Sendable {
 
     /// The records of a Produce that the front's log will copy once the answer gives their
     /// offsets; nil when none are. What cannot be followed is dropped from the log.
-    private func copiedWrites(_ frame: [UInt8], header: KafkaWire.RequestHeader, answered: Bool) -> [KafkaWire.ProducedRecords]? {
-        guard let produced = KafkaWire.producedRecords(frame, header: header) else {
+    private func copiedWrites(_ produced: (transactional: Bool, writes: [KafkaWire.ProducedRecords])?, answered: Bool) -> [KafkaWire.ProducedRecords]? {
+        guard let produced else {
             front.log.forgetAll(brokerPort: brokerPort)  // it may write anywhere on this broker
             return nil
         }
