@@ -21,6 +21,58 @@ final class FrameCount: Sendable {
     var value: Int { count.load(ordering: .relaxed) }
 }
 
+/// Which connection may hand frames on: the newest one only.
+///
+/// A connection abandoned at a deadline can still come to life: the client library does not
+/// give up an upgrade it is waiting for when its task is cancelled, so a frozen supplier that
+/// thaws answers every connection its kernel queued, each with a replay. Frames read on such a
+/// connection would reach Kafka a second time through the next one. So each connection gets a
+/// turn, and the reader ends it before it opens the next connection: nothing is handled after
+/// the end, and a frame being handled at that moment finishes first, so the next connection's
+/// resume position counts it.
+final class ConnectionTurn: Sendable {
+    private struct State {
+        var open = true
+        var handling = false
+        var ended: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    /// Runs `body` if the turn has not ended, and says whether it did.
+    func whileOpen(_ body: () async throws -> Void) async rethrows -> Bool {
+        let open = state.withLock { state in
+            guard state.open else { return false }
+            state.handling = true
+            return true
+        }
+        guard open else { return false }
+        defer {
+            let waiter = state.withLock { state in
+                state.handling = false
+                defer { state.ended = nil }
+                return state.ended
+            }
+            waiter?.resume()
+        }
+        try await body()
+        return true
+    }
+
+    /// Ends the turn; returns once no `whileOpen` body is running.
+    func end() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let idle = state.withLock { state in
+                state.open = false
+                guard state.handling else { return true }
+                state.ended = continuation
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+}
+
 /// The stream position of the last frame this process read (in memory, across reconnects).
 final class LastRead: Sendable {
     private let position = Mutex<FeedPosition?>(nil)
@@ -101,6 +153,7 @@ struct FeedReader: Service {
             ])
             let framesRead = FrameCount()
             let activity = ActivityWatch("the supplier (no frame, not even alive)", limit: silenceLimit)
+            let turn = ConnectionTurn()
             do {
                 let closeFrame = try await Deadline.untilStarted(
                     "the supplier's WebSocket handshake", timeout: handshakeTimeout, idle: activity
@@ -110,13 +163,15 @@ struct FeedReader: Service {
                         configuration: .init(maxFrameSize: maxFrameSize),
                         logger: Logger(label: "ingest.websocket")
                     ) { inbound, _, _ in
-                        handshakeDone()
-                        status.set(connected: true)
-                        metrics.supplierConnected.record(1)
-                        logger.info("connected to supplier", metadata: ["url": "\(connectURL)"])
-                        defer {
-                            status.set(connected: false)
-                            metrics.supplierConnected.record(0)
+                        let current = await turn.whileOpen {
+                            handshakeDone()
+                            status.set(connected: true)
+                            metrics.supplierConnected.record(1)
+                            logger.info("connected to supplier", metadata: ["url": "\(connectURL)"])
+                        }
+                        guard current else {
+                            logger.notice("an abandoned connection to the supplier was answered late; closed unread", metadata: ["url": "\(connectURL)"])
+                            return
                         }
                         var session = FeedSession(requested: start)
                         for try await message in inbound.messages(maxSize: maxFrameSize) {
@@ -127,7 +182,10 @@ struct FeedReader: Service {
                             case .binary(let buffer): Array(buffer.readableBytesView)
                             }
                             // Waiting for Kafka (a full window) is not the supplier being silent.
-                            try await activity.busy { try await handle(bytes, session: &session, lastRead: lastRead) }
+                            let handled = try await activity.busy {
+                                try await turn.whileOpen { try await handle(bytes, session: &session, lastRead: lastRead) }
+                            }
+                            guard handled else { return }  // abandoned: the next connection reads this frame again
                         }
                     }
                 }
@@ -162,7 +220,10 @@ struct FeedReader: Service {
                     "error": "\(error)",
                 ])
             }
+            // Before anything else can connect, this connection stops handing frames on.
+            await turn.end()
             status.set(connected: false)
+            metrics.supplierConnected.record(0)
             board.update { $0.disconnected(now: .now()) }
             // A connection that delivered frames worked: the next failure starts the backoff anew.
             if framesRead.value > 0 { backoff.reset() }

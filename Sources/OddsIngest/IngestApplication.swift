@@ -46,6 +46,7 @@ enum IngestApplication {
             minimumBackoff: configuration.reconnectMinimum, maximumBackoff: configuration.reconnectMaximum,
             kafkaBrokers: configuration.kafkaBrokers, resumeTopics: [configuration.oddsTopic, configuration.deadLetterTopic])
         reader.silenceLimit = configuration.silenceLimit
+        reader.handshakeTimeout = configuration.handshakeTimeout
         reader.heartbeatTopic = configuration.feedStatusTopic
         reader.feedID = configuration.feedID
         // Heartbeats have their own producer: a heartbeat is worth something only while it is

@@ -25,6 +25,8 @@ struct IngestConfiguration: Sendable, Equatable {
     var heartbeatInterval: Duration = .seconds(1)
     /// No frame (not even alive) for this long: the supplier counts as silent.
     var silenceLimit: Duration = .milliseconds(2_500)
+    /// A connection whose WebSocket upgrade is not answered within this long is abandoned.
+    var handshakeTimeout: Duration = .seconds(10)
 
     init() {}
 
@@ -58,6 +60,7 @@ struct IngestConfiguration: Sendable, Equatable {
         }
         heartbeatInterval = try reader.milliseconds("INGEST_HEARTBEAT_MS", default: 1_000, range: 50...60_000)
         silenceLimit = try reader.milliseconds("INGEST_FEED_SILENT_MS", default: 2_500, range: 100...600_000)
+        handshakeTimeout = try reader.milliseconds("INGEST_HANDSHAKE_TIMEOUT_MS", default: 10_000, range: 100...600_000)
     }
 
     /// Kafka's legal topic names: 1–249 of [A-Za-z0-9._-].

@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import ServiceSupport
 import Testing
+import Synchronization
 @testable import OddsIngest
 
 @Suite("Ingest routing, backoff, window and configuration (pure logic)")
@@ -183,4 +184,52 @@ struct IngestLogicTests {
             "\(error)".contains(message) && !"\(error)".contains("\n")
         }
     }
+}
+
+@Suite("Connection turns: an abandoned connection hands nothing on (pure logic)")
+struct ConnectionTurnTests {
+    @Test("a body runs while the turn is open; after end() nothing runs and whileOpen says so")
+    func endedTurnRefuses() async {
+        let turn = ConnectionTurn()
+        var ran = 0
+        #expect(await turn.whileOpen { ran += 1 })
+        await turn.end()
+        #expect(await turn.whileOpen { ran += 1 } == false)
+        #expect(ran == 1)
+    }
+
+    @Test("end() returns only after a body that was running has finished")
+    func endWaitsForTheFrameInHand() async throws {
+        let turn = ConnectionTurn()
+        let inBody = AsyncStream<Void>.makeStream()
+        let release = AsyncStream<Void>.makeStream()
+        let order = OrderLog()
+        let handling = Task {
+            _ = await turn.whileOpen {
+                inBody.continuation.yield()
+                for await _ in release.stream { break }
+                order.append("frame handled")
+            }
+        }
+        for await _ in inBody.stream { break }
+        let ending = Task {
+            await turn.end()
+            order.append("turn ended")
+        }
+        // end() is parked on the running body: give it every chance to return early.
+        for _ in 0..<100 { await Task.yield() }
+        #expect(order.entries.isEmpty, "end() returned while a frame was being handled")
+        release.continuation.yield()
+        await handling.value
+        await ending.value
+        #expect(order.entries == ["frame handled", "turn ended"])
+        #expect(await turn.whileOpen {} == false)
+    }
+}
+
+/// What happened, in order, across tasks.
+private final class OrderLog: Sendable {
+    private let log = Mutex<[String]>([])
+    func append(_ entry: String) { log.withLock { $0.append(entry) } }
+    var entries: [String] { log.withLock { $0 } }
 }

@@ -108,6 +108,18 @@ enum Pipeline {
         return FeedTopics(odds: topics.odds.map(FeedMessage.init), deadLetters: topics.deadLetters.map(FeedMessage.init))
     }
 
+    /// The journal of a supplier that has stopped, and Kafka's topics once ingest has read all
+    /// of it, checked for well-formed feed headers and for nothing that is not the journal's.
+    static func journalAndTopics(_ journalPath: String, _ endpoints: FeedEndpoints, brokers: String,
+                                 sourceLocation: SourceLocation = #_sourceLocation) async throws -> (FeedJournal, FeedTopics) {
+        let journal = try FeedJournal(path: journalPath)
+        try await waitForIngest(endpoints, throughSeq: journal.lastSeq)
+        let topics = try await readTopics(brokers: brokers, odds: journal.valid.count + journal.markets, deadLetters: journal.invalid.count)
+        #expect(FeedChecks.expectHeaders(topics, sourceLocation: sourceLocation) == 0, sourceLocation: sourceLocation)
+        FeedChecks.expectStreamMessagesInJournal(topics, journals: [journal], sourceLocation: sourceLocation)
+        return (journal, topics)
+    }
+
     static func eventId(of frame: String) throws -> String {
         try OddsUpdateValidator.validate(frame).get().eventId
     }
