@@ -285,15 +285,15 @@ private struct FieldReader {
 /// would cost most of a core). Shared by the supplier and the tests.
 public enum FeedFrameEncoder {
     public static func odds(position: FeedPosition, payload: String) -> String {
-        var text = #"{"type":"odds","epoch":"#
-        text.reserveCapacity(payload.utf8.count + payload.utf8.count / 4 + 64)
-        text += String(position.epoch)
-        text += #","seq":"#
-        text += String(position.seq)
-        text += #","payload":"#
-        appendQuoted(payload, to: &text)
-        text += "}"
-        return text
+        var writer = JSONTextWriter(capacity: payload.utf8.count + payload.utf8.count / 4 + 64)
+        writer.raw(#"{"type":"odds","epoch":"#)
+        writer.integer(position.epoch)
+        writer.raw(#","seq":"#)
+        writer.integer(position.seq)
+        writer.raw(#","payload":"#)
+        writer.quoted(payload)
+        writer.raw("}")
+        return writer.text
     }
 
     public static func snapshotStart(position: FeedPosition, markets: Int) -> String {
@@ -301,10 +301,11 @@ public enum FeedFrameEncoder {
     }
 
     public static func snapshot(position: FeedPosition, index: Int, markets: Int, payload: String) -> String {
-        var text = #"{"type":"snapshot","epoch":\#(position.epoch),"seq":\#(position.seq),"index":\#(index),"markets":\#(markets),"payload":"#
-        appendQuoted(payload, to: &text)
-        text += "}"
-        return text
+        var writer = JSONTextWriter(capacity: payload.utf8.count + payload.utf8.count / 4 + 128)
+        writer.raw(#"{"type":"snapshot","epoch":\#(position.epoch),"seq":\#(position.seq),"index":\#(index),"markets":\#(markets),"payload":"#)
+        writer.quoted(payload)
+        writer.raw("}")
+        return writer.text
     }
 
     public static func alive(position: FeedPosition) -> String {
@@ -322,36 +323,5 @@ public enum FeedFrameEncoder {
         if let first = hello.replayLogFirstSeq { text += #","replay_log_first_seq":\#(first)"# }
         text += "}"
         return text
-    }
-
-    /// Appends `value` as a JSON string literal.
-    public static func appendQuoted(_ value: String, to text: inout String) {
-        text += "\""
-        // Every character that needs an escape is ASCII, so scan bytes; runs that need none are
-        // appended whole (the common case).
-        let bytes = value.utf8
-        var plainStart = bytes.startIndex
-        var index = bytes.startIndex
-        while index != bytes.endIndex {
-            let byte = bytes[index]
-            let next = bytes.index(after: index)
-            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                text += value[plainStart..<index]
-                switch byte {
-                case UInt8(ascii: "\""): text += "\\\""
-                case UInt8(ascii: "\\"): text += "\\\\"
-                case UInt8(ascii: "\n"): text += "\\n"
-                case UInt8(ascii: "\r"): text += "\\r"
-                case UInt8(ascii: "\t"): text += "\\t"
-                default:
-                    let hex = String(byte, radix: 16)
-                    text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                }
-                plainStart = next
-            }
-            index = next
-        }
-        text += value[plainStart..<bytes.endIndex]
-        text += "\""
     }
 }

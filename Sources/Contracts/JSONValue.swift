@@ -93,7 +93,8 @@ public struct JSONParser {
 
     private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
         index += 1
-        var members: [String: JSONValue] = [:]
+        // Room for an OddsUpdate's members without growing the table on the way.
+        var members = [String: JSONValue](minimumCapacity: 12)
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
         while true {
@@ -132,8 +133,20 @@ public struct JSONParser {
 
     private mutating func parseString() throws(JSONParseError) -> String {
         index += 1
+        let start = index
+        // Most strings (keys, names, timestamps) have no escape: made straight from the input.
+        while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"), bytes[index] >= 0x20 {
+            index += 1
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
+            let text = bytes.withUnsafeBufferPointer { String(validating: UnsafeBufferPointer(rebasing: $0[start..<index]), as: UTF8.self) }
+            guard let text else { throw error("invalid UTF-8 in string") }
+            index += 1
+            return text
+        }
         var scalars: [UInt8] = []
-        var runStart = index
+        scalars.reserveCapacity(min(bytes.count - start, 4_096))
+        var runStart = start
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {

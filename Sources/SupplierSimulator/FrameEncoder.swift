@@ -7,35 +7,34 @@ enum FrameEncoder {
     static let source = "supplier-simulator"
 
     static func encode(_ update: OddsUpdate) -> String {
-        var text = ""
-        text.reserveCapacity(256)
-        text += #"{"away_team":"#
-        appendQuoted(update.awayTeam, to: &text)
-        text += #","event_id":"#
-        appendQuoted(update.eventId, to: &text)
-        text += #","home_team":"#
-        appendQuoted(update.homeTeam, to: &text)
-        text += #","market":"#
-        appendQuoted(update.market, to: &text)
-        text += #","odds":{"#
+        var writer = JSONTextWriter(capacity: 256)
+        writer.raw(#"{"away_team":"#)
+        writer.quoted(update.awayTeam)
+        writer.raw(#","event_id":"#)
+        writer.quoted(update.eventId)
+        writer.raw(#","home_team":"#)
+        writer.quoted(update.homeTeam)
+        writer.raw(#","market":"#)
+        writer.quoted(update.market)
+        writer.raw(#","odds":{"#)
         var first = true
         for selection in update.odds.keys.sorted() {
-            if !first { text += "," }
+            if !first { writer.raw(",") }
             first = false
-            appendQuoted(selection, to: &text)
-            text += ":"
-            text += formatPrice(update.odds[selection]!)
+            writer.quoted(selection)
+            writer.raw(":")
+            writer.raw(formatPrice(update.odds[selection]!))
         }
-        text += #"},"source":"#
-        appendQuoted(update.source, to: &text)
-        text += #","status":""#
-        text += update.status.rawValue
-        text += #"","updated_at":""#
-        text += update.updatedAt.rfc3339
-        text += #"","version":"#
-        text += String(update.version)
-        text += "}"
-        return text
+        writer.raw(#"},"source":"#)
+        writer.quoted(update.source)
+        writer.raw(#","status":""#)
+        writer.raw(update.status.rawValue)
+        writer.raw(#"","updated_at":""#)
+        writer.raw(update.updatedAt.rfc3339)
+        writer.raw(#"","version":"#)
+        writer.integer(update.version)
+        writer.raw("}")
+        return writer.text
     }
 
     /// Shortest text that reads back as the same Double (`2.15`, `1000.0`, `2.1234`).
@@ -52,27 +51,22 @@ enum FrameEncoder {
     }
 
     static func journalLine(epoch: UInt64, seq: UInt64, kind: String, reason: ValidationCode?, text: String) -> String {
-        var line = #"{"epoch":"#
-        line.reserveCapacity(text.utf8.count + 100)
-        line += String(epoch)
-        line += #","seq":"#
-        line += String(seq)
-        line += #","kind":""#
-        line += kind
-        line += "\""
+        var writer = JSONTextWriter(capacity: text.utf8.count + text.utf8.count / 4 + 100)
+        writer.raw(#"{"epoch":"#)
+        writer.integer(epoch)
+        writer.raw(#","seq":"#)
+        writer.integer(seq)
+        writer.raw(#","kind":""#)
+        writer.raw(kind)
+        writer.raw("\"")
         if let reason {
-            line += #","reason":""#
-            line += reason.rawValue
-            line += "\""
+            writer.raw(#","reason":""#)
+            writer.raw(reason.rawValue)
+            writer.raw("\"")
         }
-        line += #","frame":"#
-        appendQuoted(text, to: &line)
-        line += "}"
-        return line
-    }
-
-    /// Appends `value` as a JSON string literal.
-    static func appendQuoted(_ value: String, to text: inout String) {
-        FeedFrameEncoder.appendQuoted(value, to: &text)
+        writer.raw(#","frame":"#)
+        writer.quoted(text)
+        writer.raw("}")
+        return writer.text
     }
 }

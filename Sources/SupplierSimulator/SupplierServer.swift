@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOWebSocket
 
 /// Request context that keeps the connection's channel, so a slow client can be disconnected
 /// even while its writer is blocked on a full socket.
@@ -38,7 +39,7 @@ enum SupplierServer {
                 remoteAddress: channel.remoteAddress?.description ?? "unknown", start: start,
                 abortConnection: { channel.close(promise: nil) })
             defer { hub.disconnect(subscriber) }
-            await serve(subscriber, inbound: inbound, outbound: outbound, metrics: metrics)
+            await serve(subscriber, inbound: inbound, outbound: outbound, channel: channel, metrics: metrics)
         }
         router.post("/supplier/confirm") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 64 * 1024)
@@ -67,8 +68,15 @@ enum SupplierServer {
 
     /// Writes the subscriber's frames until it is stopped or drained; a second task reads the
     /// client's side only to notice when it closes.
+    ///
+    /// A batch (the frames of one tick) goes to the event loop in one hop and one flush, written
+    /// as text frames straight into the channel below the library's writer: through the writer
+    /// each frame was its own hop and its own `writev` (a fifth of the supplier's CPU at 10,000
+    /// frames/s). The writer still sends the close frame, after every batch (same event loop,
+    /// in order). Back-pressure: while the socket is not writable, the writer waits for its last
+    /// batch to reach the kernel; the subscriber's own buffer is bounded by the hub.
     static func serve(_ subscriber: FeedSubscriber, inbound: WebSocketInboundStream,
-                      outbound: WebSocketOutboundWriter, metrics: SupplierMetrics) async {
+                      outbound: WebSocketOutboundWriter, channel: any Channel, metrics: SupplierMetrics) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
@@ -80,17 +88,14 @@ enum SupplierServer {
             writing: while true {
                 switch await subscriber.nextStep() {
                 case .write(let frames):
-                    var written = 0
-                    do {
-                        for frame in frames {
-                            try await outbound.write(.text(frame.text))
-                            written += 1
+                    let written = write(frames, to: channel)
+                    metrics.recordSent(frames)
+                    if !channel.isWritable {
+                        do {
+                            try await written.get()
+                        } catch {
+                            break writing
                         }
-                        metrics.recordSent(frames)
-                    } catch {
-                        metrics.recordSent(Array(frames[..<written]))
-                        metrics.framesUnsent.increment(by: Int64(frames.count - written))
-                        break writing
                     }
                 case .close(let reason):
                     // Everything buffered is written; the close frame follows it on the wire.
@@ -104,6 +109,22 @@ enum SupplierServer {
             }
             group.cancelAll()
         }
+    }
+
+    /// Writes `frames` as text frames with one flush; the future completes when the last one has
+    /// been written to the socket (or fails with the channel).
+    static func write(_ frames: [QueuedFrame], to channel: any Channel) -> EventLoopFuture<Void> {
+        let eventLoop = channel.eventLoop
+        let done = eventLoop.makePromise(of: Void.self)
+        eventLoop.execute {
+            for (offset, frame) in frames.enumerated() {
+                let data = channel.allocator.buffer(string: frame.text)
+                channel.write(WebSocketFrame(fin: true, opcode: .text, data: data), promise: offset == frames.count - 1 ? done : nil)
+            }
+            channel.flush()
+            if frames.isEmpty { done.succeed() }
+        }
+        return done.futureResult
     }
 
     /// What a connecting client asks for (`after=E:N`, `start=snapshot|live`; snapshot by default).
