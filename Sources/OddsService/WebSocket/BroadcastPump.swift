@@ -81,7 +81,7 @@ final class BroadcastPump: Service, Sendable {
     func deliver(_ payload: [UInt8]) {
         metrics.broadcastReceived()
         do {
-            let message = try ContractCoding.decoder.decode(BroadcastMessage.self, from: Data(payload))
+            let message = try BroadcastMessage.parse(payload)
             query.mirror?.apply(message.payload)
             // The payload goes out as it came (decoded above, so it is a valid OddsUpdate).
             let payloadJSON = JSONSpan.valueRange(ofTopLevelKey: "payload", in: payload).map { payload[$0] }
