@@ -43,13 +43,17 @@ final class FeedSubscriber: Sendable {
     /// Room for the frames queued at connect (hello, replay or snapshot) on top of the hub's
     /// per-client capacity: a long replay is bounded by the replay log, not by the live buffer.
     let initialAllowance: Int
+    /// Hands frames straight to the connection (false: not now, the socket is full). Used while
+    /// the writer waits with nothing queued, so a frame costs no wake-up of the writer task.
+    let writeNow: (@Sendable ([QueuedFrame]) -> Bool)?
     private let state = Mutex(State())
 
     init(id: UInt64, remoteAddress: String, phase: Phase = .active, initialFrames: [QueuedFrame] = [],
-         abortConnection: @escaping @Sendable () -> Void) {
+         abortConnection: @escaping @Sendable () -> Void, writeNow: (@Sendable ([QueuedFrame]) -> Bool)? = nil) {
         self.id = id
         self.remoteAddress = remoteAddress
         self.abortConnection = abortConnection
+        self.writeNow = writeNow
         initialAllowance = initialFrames.count
         state.withLock { state in
             state.phase = phase
@@ -63,6 +67,9 @@ final class FeedSubscriber: Sendable {
         let result: (accepted: Bool, waiter: CheckedContinuation<WriterStep, Never>?, batch: [QueuedFrame]) = state.withLock { state in
             guard state.phase == .active else { return (true, nil, []) }
             guard state.queue.count + frames.count <= limit else { return (false, nil, []) }
+            // Under the lock, so a close the writer sends later (woken through this lock) follows
+            // these frames on the connection.
+            if state.waiter != nil, let writeNow, writeNow(frames) { return (true, nil, []) }
             if let waiter = state.waiter {
                 // The writer is idle: hand it the frames directly.
                 state.waiter = nil
@@ -101,6 +108,8 @@ final class FeedSubscriber: Sendable {
     }
 
     var bufferedCount: Int { state.withLock { $0.queue.count } }
+    /// The writer waits for frames (nothing queued).
+    var isWriterWaiting: Bool { state.withLock { $0.waiter != nil } }
 
     /// Waits for the next thing to do; cancellation stops the writer.
     func nextStep() async -> WriterStep {
@@ -192,7 +201,8 @@ final class FeedHub: Sendable {
 
     /// Adds a client; its first frames (hello, then the replay or snapshot `start` asks for) are
     /// already queued when this returns.
-    func connect(remoteAddress: String, start: FeedStart = .live, abortConnection: @escaping @Sendable () -> Void) -> FeedSubscriber {
+    func connect(remoteAddress: String, start: FeedStart = .live, abortConnection: @escaping @Sendable () -> Void,
+                 writeNow: (@Sendable ([QueuedFrame]) -> Bool)? = nil) -> FeedSubscriber {
         let epoch = self.epoch
         let (subscriber, count, woken, recovery) = state.withLock { state in
             state.nextID += 1
@@ -207,7 +217,7 @@ final class FeedHub: Sendable {
             state.log.expire(now: .now)
             let (frames, recovery) = Self.opening(for: start, epoch: epoch, state: state)
             let subscriber = FeedSubscriber(id: state.nextID, remoteAddress: remoteAddress, initialFrames: frames,
-                                            abortConnection: abortConnection)
+                                            abortConnection: abortConnection, writeNow: writeNow)
             state.active[subscriber.id] = subscriber
             let woken = Array(state.clientWaiters.values)
             state.clientWaiters.removeAll()

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Contracts
+import IntegrationSupport
 import Testing
 @testable import SupplierSimulator
 
@@ -119,6 +120,33 @@ struct FeedHubTests {
         guard case .stop = await waiting.value else { Issue.record("cancellation should stop the writer"); return }
     }
 
+    @Test("while the writer waits with nothing queued, frames go straight to the connection; when it cannot take them they queue for the writer, in order")
+    func framesWrittenWithoutTheWriter() async throws {
+        let connection = DirectConnection()
+        let hub = Self.hub(capacity: 100, journal: nil)
+        let subscriber = hub.connect(remoteAddress: "a", abortConnection: {}, writeNow: { connection.take($0) })
+        // The writer has not asked yet: the frame queues behind the hello.
+        hub.broadcast(Self.frames(1))
+        guard case .write(let first) = await subscriber.nextStep() else { Issue.record("expected the hello and frame-0"); return }
+        #expect(first.count == 2 && Self.payloads(first) == ["frame-0"])
+        #expect(connection.written.isEmpty)
+
+        let parked = Task { await subscriber.nextStep() }
+        let waiting = try await TestInfrastructure.waitUntil(timeout: .seconds(10), interval: .milliseconds(5)) { subscriber.isWriterWaiting }
+        try #require(waiting, "the writer never waited for frames")
+        hub.broadcast(Self.frames(2, from: 1))
+        hub.broadcast(Self.frames(1, from: 3))
+        #expect(connection.written.map(Self.payloads) == [["frame-1", "frame-2"], ["frame-3"]])
+        #expect(subscriber.isWriterWaiting && subscriber.bufferedCount == 0)
+
+        // The socket is full: the next frames wake the writer instead.
+        connection.accepting = false
+        hub.broadcast(Self.frames(1, from: 4))
+        guard case .write(let queued) = await parked.value else { Issue.record("expected frame-4 for the writer"); return }
+        #expect(Self.payloads(queued) == ["frame-4"])
+        #expect(connection.written.count == 2)
+    }
+
     @Test("once closed for shutdown, a client that connects is told to close at once, and the last disconnect wakes the drain")
     func closedHubClosesNewClients() async throws {
         let hub = Self.hub(capacity: 10, journal: nil)
@@ -176,4 +204,21 @@ final class LockedCounter: Sendable {
     private let count = Mutex(0)
     func increment() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
+}
+
+/// A connection for `FeedSubscriber.writeNow`: records what it takes, refuses while full.
+private final class DirectConnection: Sendable {
+    private let state = Mutex<(accepting: Bool, written: [[QueuedFrame]])>((true, []))
+    var accepting: Bool {
+        get { state.withLock { $0.accepting } }
+        set { state.withLock { $0.accepting = newValue } }
+    }
+    var written: [[QueuedFrame]] { state.withLock { $0.written } }
+    func take(_ frames: [QueuedFrame]) -> Bool {
+        state.withLock { state in
+            guard state.accepting else { return false }
+            state.written.append(frames)
+            return true
+        }
+    }
 }
