@@ -3,7 +3,8 @@
 # PostgreSQL and the Kafka dev broker on free ports in a private folder (never colliding with a
 # running demo), runs the contract checks and `swift test`, and stops the infrastructure even
 # when tests fail. Every swift test run is watched (scripts/test_watchdog.py); the last line
-# counts every test of every run.
+# counts every test of every run. ODDS_TEST_KEEP_LOGS=1 keeps every child process's log (in
+# .test-logs/) for a failure that needs more than the watchdog's tail.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +35,10 @@ cleanup() {
         read -r passed failed < <(awk '{p += $1; f += $2} END {print p + 0, f + 0}' "$TALLY")
         echo "test: finished in $((SECONDS - START_SECONDS)) s"
         echo "tests: $passed passed, $failed failed"
+    fi
+    if [[ "${ODDS_TEST_KEEP_LOGS:-}" == 1 && -d "$ODDS_TEST_LOG_DIR" ]]; then
+        local kept="$ROOT/.test-logs/$(date +%Y%m%dT%H%M%S)-$$"
+        mkdir -p "$ROOT/.test-logs" && mv "$ODDS_TEST_LOG_DIR" "$kept" && echo "test: children's logs kept in $kept"
     fi
     rm -rf "$INFRA_DIR"
     exit $status

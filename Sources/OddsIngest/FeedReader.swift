@@ -1,6 +1,5 @@
 import Contracts
 import Foundation
-import HummingbirdWSClient
 import Kafka
 import Logging
 import ServiceLifecycle
@@ -158,10 +157,8 @@ struct FeedReader: Service {
                 let closeFrame = try await Deadline.untilStarted(
                     "the supplier's WebSocket handshake", timeout: handshakeTimeout, idle: activity
                 ) { [maxFrameSize, status, metrics, logger, lastRead] handshakeDone in
-                    try await WebSocketClient.connect(
-                        url: connectURL,
-                        configuration: .init(maxFrameSize: maxFrameSize),
-                        logger: Logger(label: "ingest.websocket")
+                    try await FeedWebSocketClient.connect(
+                        url: connectURL, maxFrameSize: maxFrameSize, logger: Logger(label: "ingest.websocket")
                     ) { inbound, _, _ in
                         let current = await turn.whileOpen {
                             handshakeDone()

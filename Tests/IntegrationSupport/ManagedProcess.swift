@@ -248,6 +248,10 @@ public final class ManagedProcess: @unchecked Sendable {
             kill(pid, SIGKILL)
             // The reaper thread reaps it; it holds no reference to this object.
         }
-        try? FileManager.default.removeItem(at: outputURL)
+        if !Self.keepsLogs { try? FileManager.default.removeItem(at: outputURL) }
     }
+
+    /// `ODDS_TEST_KEEP_LOGS=1` keeps every child's log after the test (for a failure that
+    /// needs more than the tail the watchdog prints).
+    static let keepsLogs = ProcessInfo.processInfo.environment["ODDS_TEST_KEEP_LOGS"] == "1"
 }
