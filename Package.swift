@@ -302,7 +302,9 @@ let package = Package(
         ),
         .testTarget(
             name: "OddsIngestTests",
-            dependencies: ["OddsIngest", "Contracts", "Kafka", "IntegrationSupport", "ServiceSupport", "SocketSupport"],
+            dependencies: ["OddsIngest", "Contracts", "Kafka", "IntegrationSupport", "ServiceSupport", "SocketSupport",
+                           .product(name: "WSCore", package: "swift-websocket"),
+                           .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -171,13 +171,11 @@ struct FeedReader: Service {
                             return
                         }
                         var session = FeedSession(requested: start)
-                        for try await message in inbound.messages(maxSize: maxFrameSize) {
+                        var assembler = FeedMessageAssembler(maxSize: maxFrameSize)
+                        for try await frame in inbound {
                             activity.touch()
+                            guard let bytes = try assembler.add(frame) else { continue }
                             framesRead.increment()
-                            let bytes: [UInt8] = switch message {
-                            case .text(let text): Array(text.utf8)
-                            case .binary(let buffer): Array(buffer.readableBytesView)
-                            }
                             // Waiting for Kafka (a full window) is not the supplier being silent.
                             let handled = try await activity.busy {
                                 try await turn.whileOpen { try await handle(bytes, session: &session, lastRead: lastRead) }
@@ -206,10 +204,10 @@ struct FeedReader: Service {
                 logger.error("the supplier went silent; reconnecting to resume after the last frame read", metadata: [
                     "error": "\(silence)", "last_position": "\(lastRead.value.map { "\($0)" } ?? "none")",
                 ])
-            } catch let violation as FeedSession.Violation {
+            } catch where error is FeedSession.Violation || error is FeedMessageAssembler.Failure {
                 metrics.protocolErrors.increment()
                 logger.error("supplier broke the feed protocol; reconnecting to resume after the last frame read", metadata: [
-                    "error": "\(violation)", "last_position": "\(lastRead.value.map { "\($0)" } ?? "none")",
+                    "error": "\(error)", "last_position": "\(lastRead.value.map { "\($0)" } ?? "none")",
                 ])
             } catch {
                 logger.warning("supplier connection failed", metadata: [

@@ -105,3 +105,55 @@ enum FeedWebSocketClient {
         }
     }
 }
+
+/// Whole messages out of WebSocket data frames, as bytes: the frame's bytes are copied once
+/// into the array the frame handler reads (the library's messages made a `String` first, which
+/// ingest turned back into bytes). Fragmented messages are joined, up to `maxSize` bytes.
+struct FeedMessageAssembler {
+    enum Failure: Error, CustomStringConvertible, Equatable {
+        case continuationWithoutStart
+        case startInsideMessage
+        case tooLarge(limit: Int)
+
+        var description: String {
+            switch self {
+            case .continuationWithoutStart: "a continuation frame with no message started"
+            case .startInsideMessage: "a new message started before the previous one ended"
+            case .tooLarge(let limit): "a message over \(limit) bytes"
+            }
+        }
+    }
+
+    let maxSize: Int
+    private var partial: [UInt8]?
+
+    init(maxSize: Int) { self.maxSize = maxSize }
+
+    /// The message `frame` completes, or nil while it is still in parts.
+    mutating func add(_ frame: WebSocketDataFrame) throws(Failure) -> [UInt8]? {
+        try add(frame.opcode, frame.data, fin: frame.fin)
+    }
+
+    mutating func add(_ opcode: WebSocketDataFrame.Opcode, _ data: ByteBuffer, fin: Bool) throws(Failure) -> [UInt8]? {
+        let size = data.readableBytes
+        switch opcode {
+        case .text, .binary:
+            guard partial == nil else { throw .startInsideMessage }
+            guard size <= maxSize else { throw .tooLarge(limit: maxSize) }
+            let bytes = Array(data.readableBytesView)
+            if fin { return bytes }
+            partial = bytes
+            return nil
+        case .continuation:
+            guard var bytes = partial else { throw .continuationWithoutStart }
+            guard bytes.count + size <= maxSize else { throw .tooLarge(limit: maxSize) }
+            bytes.append(contentsOf: data.readableBytesView)
+            if fin {
+                partial = nil
+                return bytes
+            }
+            partial = bytes
+            return nil
+        }
+    }
+}

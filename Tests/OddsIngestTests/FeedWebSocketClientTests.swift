@@ -4,6 +4,7 @@ import IntegrationSupport
 import Glibc
 #endif
 import Logging
+import NIOCore
 @testable import OddsIngest
 import ServiceSupport
 import SocketSupport
@@ -101,7 +102,7 @@ private final class Attempt: Sendable {
         self.done = done
         task = Task {
             defer { done.flag.store(true, ordering: .releasing) }
-            try await FeedWebSocketClient.connect(url: url, maxFrameSize: 1 << 16, logger: Logger(label: "feed-websocket-client-test")) { _, _, _ in }
+            _ = try await FeedWebSocketClient.connect(url: url, maxFrameSize: 1 << 16, logger: Logger(label: "feed-websocket-client-test")) { _, _, _ in }
         }
     }
 
@@ -162,5 +163,41 @@ private final class OneConnectionServer: Sendable {
     private static func readable(_ fd: Int32, timeout seconds: Int32) -> Bool {
         var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         return poll(&descriptor, 1, seconds * 1_000) == 1
+    }
+}
+
+@Suite("Feed messages out of WebSocket frames (pure logic)")
+struct FeedMessageAssemblerTests {
+    private func buffer(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+
+    @Test("a whole text or binary frame is one message, its bytes as sent")
+    func wholeFrames() throws {
+        var assembler = FeedMessageAssembler(maxSize: 64)
+        #expect(try assembler.add(.text, buffer(#"{"type":"odds"}"#), fin: true) == Array(#"{"type":"odds"}"#.utf8))
+        #expect(try assembler.add(.binary, ByteBuffer(bytes: [0xFF, 0x00, 0x7B]), fin: true) == [0xFF, 0x00, 0x7B])
+    }
+
+    @Test("a fragmented message is joined in order; nothing is returned before its last part")
+    func fragments() throws {
+        var assembler = FeedMessageAssembler(maxSize: 64)
+        #expect(try assembler.add(.text, buffer("{\"a\":"), fin: false) == nil)
+        #expect(try assembler.add(.continuation, buffer("1,\"b\""), fin: false) == nil)
+        #expect(try assembler.add(.continuation, buffer(":2}"), fin: true) == Array("{\"a\":1,\"b\":2}".utf8))
+        // The next message starts clean.
+        #expect(try assembler.add(.text, buffer("{}"), fin: true) == Array("{}".utf8))
+    }
+
+    @Test("broken framing and oversize messages are errors, named")
+    func failures() {
+        var assembler = FeedMessageAssembler(maxSize: 8)
+        #expect(throws: FeedMessageAssembler.Failure.continuationWithoutStart) { try assembler.add(.continuation, buffer("x"), fin: true) }
+        #expect(throws: FeedMessageAssembler.Failure.tooLarge(limit: 8)) { try assembler.add(.text, buffer("123456789"), fin: true) }
+        var joined = FeedMessageAssembler(maxSize: 8)
+        #expect(throws: Never.self) { _ = try joined.add(.text, buffer("12345"), fin: false) }
+        #expect(throws: FeedMessageAssembler.Failure.tooLarge(limit: 8)) { try joined.add(.continuation, buffer("6789"), fin: true) }
+        var interleaved = FeedMessageAssembler(maxSize: 8)
+        #expect(throws: Never.self) { _ = try interleaved.add(.text, buffer("12"), fin: false) }
+        #expect(throws: FeedMessageAssembler.Failure.startInsideMessage) { try interleaved.add(.text, buffer("34"), fin: true) }
+        #expect(FeedMessageAssembler.Failure.tooLarge(limit: 8).description == "a message over 8 bytes")
     }
 }
