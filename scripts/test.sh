@@ -62,7 +62,7 @@ python3 "$ROOT/scripts/check_compose.py" | tail -1
 # time, after the rest: on 2 cores, two of them overlapping would make each one's timing
 # depend on the other. Everything else (pure logic, short client tests against the shared
 # servers) runs in parallel first.
-PROCESS_SUITES='^(SupplierSimulatorTests\.SupplierProcessTests|OddsIngestTests\.IngestPipelineTests|OddsProcessorTests\.ProcessorIntegrationTests|OddsServiceTests\.(WebSocketTests|RESTTests)|EndToEndTests\.)'
+PROCESS_SUITES='^(KafkaTests\.DevBrokerKilledProducerTests|SupplierSimulatorTests\.SupplierProcessTests|OddsIngestTests\.IngestPipelineTests|OddsProcessorTests\.ProcessorIntegrationTests|OddsServiceTests\.(WebSocketTests|RESTTests)|EndToEndTests\.)'
 
 # Each run is watched: no output for TEST_STALL_MINUTES (a test stuck past every bound) stops
 # it with the list of running tests and the tail of their children's logs.

@@ -193,13 +193,21 @@ private final class Relay: @unchecked Sendable {
     }
 
     /// Either direction ending ends both; the second call closes the sockets.
+    ///
+    /// A Produce whose answer was not read yet (its producer killed, the connection cut) may
+    /// still be written by the broker: the front's log no longer knows where those partitions
+    /// end, so it lets them go and learns them again from the broker's fetch answers. (Before,
+    /// it kept answering a fetch at its stale end as "nothing more", for good: a restarted
+    /// ingest never found the last messages its predecessor wrote.)
     private func finish() {
         condition.lock()
         let second = closed
         closed = true
         outcome = .closed
+        let unanswered = inFlight[inFlightHead...].compactMap(\.writes).joined()
         condition.broadcast()
         condition.unlock()
+        for write in unanswered { front.log.forget(key(write.topic, write.partition)) }
         shutdown(client, Int32(SHUT_RDWR))
         shutdown(broker, Int32(SHUT_RDWR))
         if second {
