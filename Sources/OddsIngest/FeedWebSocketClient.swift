@@ -145,13 +145,11 @@ struct FeedMessageAssembler {
             partial = bytes
             return nil
         case .continuation:
-            guard var bytes = partial else { throw .continuationWithoutStart }
+            // Taken out while it grows, so appending does not copy what is already there.
+            guard var bytes = partial.take() else { throw .continuationWithoutStart }
             guard bytes.count + size <= maxSize else { throw .tooLarge(limit: maxSize) }
             bytes.append(contentsOf: data.readableBytesView)
-            if fin {
-                partial = nil
-                return bytes
-            }
+            if fin { return bytes }
             partial = bytes
             return nil
         }
