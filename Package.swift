@@ -176,6 +176,8 @@ let package = Package(
                 "ServiceSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -297,7 +299,9 @@ let package = Package(
         .testTarget(
             name: "SupplierSimulatorTests",
             dependencies: ["SupplierSimulator", "Contracts", "IntegrationSupport", "SocketSupport", "ServiceSupport",
-                           .product(name: "HummingbirdWSClient", package: "hummingbird-websocket")],
+                           .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSwift
         ),
         .testTarget(

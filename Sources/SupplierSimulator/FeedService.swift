@@ -1,10 +1,12 @@
 import Contracts
 import Foundation
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// The feed loop: every tick it emits the frames that came due at the configured rate, with the
-/// configured faults, to every connected client.
+/// configured faults, to every connected client. The ticks run on an event loop (`FeedTicker`);
+/// this service waits for clients and stops the feed.
 ///
 /// The feed advances only while at least one client is connected: a feed with nobody
 /// listening does not move (no versions are used up, nothing is journaled), so every journaled
@@ -14,6 +16,8 @@ import ServiceLifecycle
 /// for it, closes the connections and flushes the journal.
 struct FeedService: Service {
     let hub: FeedHub
+    /// Where the ticks run (`FeedTicker`): the loop of the feed server's connections.
+    let eventLoop: any EventLoop
     let rate: Int
     /// The feed's markets and fault decisions; its `book` is the hub's starting snapshot.
     let generator: FeedGenerator
@@ -34,72 +38,18 @@ struct FeedService: Service {
     var aliveInterval: Duration = .seconds(1)
 
     func run() async throws {
-        var generator = self.generator
-        var pacer = RatePacer(rate: Double(rate))
-        var disconnects = DisconnectSchedule(period: disconnectEvery)
-        let clock = ContinuousClock()
-        let origin = clock.now
-        var nextTick = origin
-        var reachedMaximum = false
         logger.info("feed started", metadata: [
             "rate": "\(rate)", "epoch": "\(hub.epoch)", "markets": "\(generator.markets.count)", "seed": "\(seed)",
             "faults": "malformed=\(faults.malformed) invalid=\(faults.invalid) duplicate=\(faults.duplicate) out_of_order=\(faults.outOfOrder)",
             "disconnect_every": "\(disconnectEvery.map { "\($0)" } ?? "off")", "alive_interval": "\(aliveInterval)",
         ])
-
+        let ticker = FeedTicker(feed: self)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            nextTick += tick
-            if let due = pacer.nextDue { nextTick = max(nextTick, origin + due) }
-            nextTick = min(nextTick, hub.lastSent + aliveInterval)
-            let now = clock.now
-            if nextTick < now - .milliseconds(100) { nextTick = now }  // fell behind: do not spin
-            try? await Task.sleep(until: nextTick, clock: clock)
-
-            guard hub.activeCount > 0 else {
-                // Nobody listens: sleep until a client connects (or shutdown), no ticking.
-                pacer.reset()
-                await cancelWhenGracefulShutdown { await hub.waitForActiveClient() }
-                nextTick = clock.now
-                continue
-            }
-            let elapsed = clock.now - origin
-            if disconnects.isDue(now: elapsed) {
-                let dropped = hub.drainAll(reason: "scheduled disconnect (fault injection)")
-                hub.metrics.forcedDisconnects.increment(by: Int64(dropped))
-                logger.notice("fault injection: closing every connection after its buffered frames", metadata: ["connections": "\(dropped)"])
-                pacer.reset()
-                continue
-            }
-            if clock.now - hub.lastSent >= aliveInterval { hub.broadcastAlive() }
-            var due = pacer.framesDue(now: elapsed)
-            if let maxFrames {
-                let left = maxFrames > hub.emittedCount ? Int(min(maxFrames - hub.emittedCount, UInt64(Int.max))) : 0
-                if left == 0 {
-                    if !reachedMaximum {
-                        reachedMaximum = true
-                        logger.notice("emitted the configured maximum of frames; the feed stays connected, sending alive frames only",
-                                      metadata: ["max_frames": "\(maxFrames)"])
-                    }
-                    // Quiet: wake for the next alive frame only, not every tick.
-                    let wake = hub.lastSent + aliveInterval
-                    try? await cancelWhenGracefulShutdown { try await Task.sleep(until: wake, clock: clock) }
-                    nextTick = clock.now
-                    continue
-                }
-                due = min(due, left)
-            }
-            guard due > 0 else { continue }
-            // Frames nobody received (the last client left meanwhile) are taken back: the markets
-            // must not move on, or a later duplicate or out-of-order fault would re-send a
-            // version that was never sent nor journaled.
-            generator.markUndoPoint()
-            let frames = generator.nextFrames(count: due, at: Timestamp.now())
-            if hub.broadcast(frames) {
-                pacer.record(emitted: due)
-            } else {
-                generator.undo()
-                pacer.reset()
-            }
+            // Nobody listens: sleep until a client connects (or shutdown), no ticking.
+            await cancelWhenGracefulShutdown { await hub.waitForActiveClient() }
+            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
+            // Ticks on the event loop until the last client leaves or the service stops.
+            await ticker.runUntilIdle()
         }
 
         // Clients that (re)connect from now on are closed at once: a reconnecting client must
