@@ -183,6 +183,18 @@ public struct BroadcastMessage: Codable, Sendable, Hashable {
         self.payload = payload
     }
 
+    /// The message's JSON around a payload already written by `OddsUpdate.canonicalJSON()`: the
+    /// bytes `ContractCoding.encoder` gives for it, without encoding the payload twice.
+    public static func canonicalJSON(eventId: String, payloadJSON: [UInt8]) -> [UInt8] {
+        var writer = JSONTextWriter(capacity: payloadJSON.count + eventId.utf8.count + 32)
+        writer.raw(#"{"eventId":"#)
+        writer.quoted(eventId)
+        writer.raw(#","payload":"#)
+        writer.json(payloadJSON)
+        writer.raw("}")
+        return writer.bytes
+    }
+
     public struct Undecodable: Error, Sendable, Equatable, CustomStringConvertible {
         public let description: String
     }

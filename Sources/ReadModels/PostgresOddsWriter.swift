@@ -46,8 +46,9 @@ public struct PostgresOddsWriter: Sendable {
     }
 
     static func oddsJSON(_ odds: [String: Double]) -> String {
-        let data = (try? ContractCoding.encoder.encode(odds)) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        var writer = JSONTextWriter(capacity: 64)
+        OddsUpdate.writeOdds(odds, to: &writer)
+        return writer.text
     }
 }
 

@@ -49,11 +49,11 @@ public struct RedisOddsWriter: Sendable {
     public func apply(_ updates: [OddsUpdate]) async throws -> [Bool] {
         guard !updates.isEmpty else { return [] }
         let invocations = updates.map { update in
-            let json = update.jsonData()
-            let broadcast = (try? ContractCoding.encoder.encode(BroadcastMessage(payload: update))) ?? Data()
+            let json = update.canonicalJSON()
+            let broadcast = BroadcastMessage.canonicalJSON(eventId: update.eventId, payloadJSON: json)
             return RedisClient.ScriptInvocation(
                 keys: [RedisKeys.currentOdds(eventId: update.eventId), OddsRedisKeys.events],
-                arguments: [update.market, update.version, Array(json), channel, Array(broadcast),
+                arguments: [update.market, update.version, json, channel, broadcast,
                             update.eventId, update.updatedAt.millisecondsSinceEpoch])
         }
         let results = try await client.evalSHA(.applyOddsUpdate, invocations: invocations)

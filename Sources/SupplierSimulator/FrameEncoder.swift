@@ -1,45 +1,13 @@
 import Contracts
 
 /// Writes OddsUpdate frames and journal lines as JSON text by hand: the feed runs at up to
-/// 50,000 frames/s and JSONEncoder would cost most of a core at that rate. Keys come out in
-/// sorted order, like `OddsUpdate.jsonData()`.
+/// 50,000 frames/s and JSONEncoder would cost most of a core at that rate. An update is
+/// `OddsUpdate.canonicalJSON()`, the bytes the processor writes to the read models too.
 enum FrameEncoder {
     static let source = "supplier-simulator"
 
     static func encode(_ update: OddsUpdate) -> String {
-        var writer = JSONTextWriter(capacity: 256)
-        writer.raw(#"{"away_team":"#)
-        writer.quoted(update.awayTeam)
-        writer.raw(#","event_id":"#)
-        writer.quoted(update.eventId)
-        writer.raw(#","home_team":"#)
-        writer.quoted(update.homeTeam)
-        writer.raw(#","market":"#)
-        writer.quoted(update.market)
-        writer.raw(#","odds":{"#)
-        var first = true
-        for selection in update.odds.keys.sorted() {
-            if !first { writer.raw(",") }
-            first = false
-            writer.quoted(selection)
-            writer.raw(":")
-            writer.raw(formatPrice(update.odds[selection]!))
-        }
-        writer.raw(#"},"source":"#)
-        writer.quoted(update.source)
-        writer.raw(#","status":""#)
-        writer.raw(update.status.rawValue)
-        writer.raw(#"","updated_at":""#)
-        writer.raw(update.updatedAt.rfc3339)
-        writer.raw(#"","version":"#)
-        writer.integer(update.version)
-        writer.raw("}")
-        return writer.text
-    }
-
-    /// Shortest text that reads back as the same Double (`2.15`, `1000.0`, `2.1234`).
-    static func formatPrice(_ price: Double) -> String {
-        "\(price)"
+        update.jsonString()
     }
 
     /// One journal line (without the newline):

@@ -163,7 +163,8 @@ struct FeedGeneratorTests {
         let text = FrameEncoder.encode(update)
         #expect(try OddsUpdateValidator.validate(text).get() == update)
         #expect(text.hasPrefix(#"{"away_team":"Vasco\n","event_id":"MATCH_004""#))
-        #expect(text.contains(#""odds":{"away":1000.0,"draw":3.3,"home":2.15}"#))
+        #expect(text.contains(#""odds":{"away":1000,"draw":3.3,"home":2.15}"#))
+        #expect(Array(text.utf8) == Array(try ContractCoding.encoder.encode(update)), "the contract encoder's bytes")
 
         let line = FrameEncoder.journalLine(epoch: 3, seq: 9, frame: EmittedFrame(kind: .invalid, text: text, expectedReason: .priceOutOfRange))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
