@@ -319,7 +319,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OddsProcessorTests",
-            dependencies: ["OddsProcessor", "ReadModels", "Contracts", "Kafka", "Redis", "Migrations", "IntegrationSupport",
+            dependencies: ["OddsProcessor", "ReadModels", "Contracts", "Kafka", "Redis", "Migrations", "IntegrationSupport", "ServiceSupport",
                            .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strictSwift
         ),

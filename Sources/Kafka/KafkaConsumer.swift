@@ -160,6 +160,28 @@ public final class KafkaConsumer: Service, Sendable {
         }
     }
 
+    /// Stores `positions` (next offsets to consume) for librdkafka to commit: every
+    /// `autoCommitInterval`, and before partitions are revoked or the consumer closes. Costs no
+    /// request and wakes no thread. A position of a partition no longer assigned is refused
+    /// (its new owner replays from the last commit).
+    /// - Throws: when `autoCommitInterval` is not set, or a position was refused.
+    public func storeOffsets(_ positions: [TopicPartitionOffset]) throws {
+        guard !positions.isEmpty else { return }
+        try core.ensureOpen(context: "store offsets")
+        guard configuration.autoCommitInterval != nil else {
+            throw KafkaError.state("stored offsets are committed only with autoCommitInterval set", context: "store offsets")
+        }
+        let list = PartitionList.make(positions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let code = rd_kafka_offsets_store(client.handle, list)
+        let refused = PartitionList.positions(list).first { $0.error != RD_KAFKA_RESP_ERR_NO_ERROR }
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR, refused == nil else {
+            core.metrics.commitErrors.increment()
+            let partition = refused.map { " (\($0.position.topicPartition))" } ?? ""
+            throw KafkaError(refused?.error ?? code, context: "store offsets\(partition)")
+        }
+    }
+
     public func commitAsync(messages: some Sequence<KafkaConsumerMessage>) throws {
         try commitAsync(TopicPartitionOffset.nextOffsets(after: messages))
     }
@@ -222,7 +244,8 @@ public final class KafkaConsumer: Service, Sendable {
 
     // MARK: - Shutdown
 
-    /// Leaves the group cleanly (revoking partitions, without committing anything) and stops
+    /// Leaves the group cleanly (revoking partitions; only offsets stored with `storeOffsets` are
+    /// committed on the way out, nothing else) and stops
     /// the consumer's threads. Later calls to `poll`/`commit` throw. Safe to call twice.
     public func close() async throws {
         guard core.beginClosing() else { return }

@@ -41,6 +41,12 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// `queued.max.messages.kbytes`: upper bound of the local prefetch queue.
     public var queuedMaxKilobytes: Int = 65_536
     public var rebalanceProtocol: RebalanceProtocol = .eager
+    /// nil: offsets are committed only by `commit`/`commitAsync`. Set: offsets handed to
+    /// `storeOffsets` are committed by librdkafka this often (only those that moved), and when
+    /// partitions are revoked or the consumer closes (`enable.auto.commit` with
+    /// `enable.auto.offset.store=false`: only what the application stored, never what it was
+    /// merely handed). A commit per batch costs a request and two thread wake-ups per batch.
+    public var autoCommitInterval: Duration?
     /// Any other librdkafka property.
     public var properties: [String: String] = [:]
 
@@ -49,13 +55,14 @@ public struct KafkaConsumerConfiguration: Sendable {
         self.groupID = groupID
     }
 
-    /// The complete librdkafka property set. Offsets are only ever committed explicitly.
+    /// The complete librdkafka property set. Offsets are only ever committed explicitly, or
+    /// stored explicitly and committed by librdkafka (`autoCommitInterval`).
     public var librdkafkaProperties: [String: String] {
         var result: [String: String] = [
             "bootstrap.servers": bootstrapServers,
             "group.id": groupID,
             "client.id": clientID,
-            "enable.auto.commit": "false",
+            "enable.auto.commit": autoCommitInterval == nil ? "false" : "true",
             "enable.auto.offset.store": "false",
             "auto.offset.reset": autoOffsetReset.rawValue,
             "session.timeout.ms": "\(sessionTimeout.kafkaMilliseconds)",
@@ -73,6 +80,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             // the previous one is unacknowledged (librdkafka leaves it on by default).
             "socket.nagle.disable": "true",
         ]
+        if let autoCommitInterval { result["auto.commit.interval.ms"] = "\(autoCommitInterval.kafkaMilliseconds)" }
         result.merge(properties) { _, passThrough in passThrough }
         return result
     }

@@ -22,11 +22,11 @@ final class ProcessorHealth: Sendable {
 
 /// The consume → validate → collapse → PostgreSQL → Redis → commit loop.
 ///
-/// Offsets are committed only after PostgreSQL committed and Redis applied the batch, so a
-/// crash anywhere replays the batch; the version guards make the replay a no-op (at-least-once
-/// delivery + idempotent effects). Redis is written for every update of the batch, not only
-/// those PostgreSQL accepted, so a Redis write lost after a PostgreSQL commit is repaired by the
-/// replay: Redis never stays behind PostgreSQL.
+/// Offsets are committed (or stored for the next interval's commit) only after PostgreSQL
+/// committed and Redis applied the batch, so a crash anywhere replays the batch; the version
+/// guards make the replay a no-op (at-least-once delivery + idempotent effects). Redis is
+/// written for every update of the batch, not only those PostgreSQL accepted, so a Redis write
+/// lost after a PostgreSQL commit is repaired by the replay: Redis never stays behind PostgreSQL.
 final class ProcessorService: Service, Sendable {
     let configuration: ProcessorConfiguration
     let consumer: KafkaConsumer
@@ -170,8 +170,14 @@ final class ProcessorService: Service, Sendable {
         do {
             // Not awaited: the effects are already durable, so the next batch need not wait for
             // the broker's answer. A commit that fails is superseded by the next one, or the
-            // batch is replayed, which the version guards make harmless.
-            try consumer.commitAsync(plan.commitPositions)
+            // batch is replayed, which the version guards make harmless. With a commit interval
+            // the positions are stored, and librdkafka commits them every interval and before
+            // the partitions are revoked or the consumer closes.
+            if configuration.commitInterval > .zero {
+                try consumer.storeOffsets(plan.commitPositions)
+            } else {
+                try consumer.commitAsync(plan.commitPositions)
+            }
         } catch {
             // After a rebalance the new owner replays from the last commit; effects are idempotent.
             metrics.commitFailures.increment()

@@ -123,6 +123,51 @@ struct ProducerConsumerTests {
         await producer.shutdown()
     }
 
+    @Test("stored offsets: committed every interval, never before they are stored, and on close")
+    func storedOffsetsAreCommitted() async throws {
+        let topic = TestInfrastructure.uniqueName("stored")
+        let group = TestInfrastructure.uniqueName("g")
+        let producer = try KafkaTest.producer(brokers)
+        _ = try await KafkaTest.enqueueAll(producer, (0..<200).map { KafkaProducerMessage(topic: topic, key: "k\($0 % 9)", value: "\($0)") })
+
+        let plain = try KafkaTest.consumer(brokers, group: TestInfrastructure.uniqueName("g"), topics: [topic])
+        #expect(throws: KafkaError.self, "storing needs autoCommitInterval") {
+            try plain.storeOffsets([TopicPartitionOffset(topic: topic, partition: 0, offset: 1)])
+        }
+        try await plain.close()
+
+        // Every 100 ms: what was handed out is not committed, what was stored is.
+        let first = try KafkaTest.consumer(brokers, group: group, topics: [topic]) { $0.autoCommitInterval = .milliseconds(100) }
+        let received = try await KafkaTest.consume(first, commit: false) { $0.count >= 200 }
+        let partitions = Array(first.assignment)
+        try await Task.sleep(for: .milliseconds(500))  // five intervals
+        let before = try await first.committedOffsets(for: partitions)
+        #expect(before.allSatisfy { $0.offset < 0 }, "handed out but never stored, yet committed: \(before)")
+        let firstHalf = received.filter { Int($0.valueString)! < 100 }
+        let stored = TopicPartitionOffset.nextOffsets(after: firstHalf)
+        try first.storeOffsets(stored)
+        let committedByTimer = try await TestInfrastructure.waitUntil(timeout: .seconds(10)) {
+            Set(try await first.committedOffsets(for: stored.map(\.topicPartition))) == Set(stored)
+        }
+        #expect(committedByTimer, "waited 10 s for the interval's commit of \(stored)")
+
+        // The rest is stored just before close: only the close can commit it (interval of 60 s).
+        try await first.close()
+        let second = try KafkaTest.consumer(brokers, group: group, topics: [topic]) { $0.autoCommitInterval = .seconds(60) }
+        let replayed = try await KafkaTest.consume(second, commit: false) { $0.count >= 100 }
+        #expect(Set(replayed.map(\.valueString)) == Set((100..<200).map(String.init)), "resumes after what was stored")
+        try second.storeOffsets(TopicPartitionOffset.nextOffsets(after: replayed))
+        try await second.close()
+        // One more message shows the next member is assigned and reading.
+        _ = try await producer.send(KafkaProducerMessage(topic: topic, key: "k0", value: "200"))
+        let third = try KafkaTest.consumer(brokers, group: group, topics: [topic]) { $0.autoCommitInterval = .seconds(60) }
+        let after = try await KafkaTest.consume(third, commit: false) { $0.contains { $0.valueString == "200" } }
+        let extra = try await KafkaTest.drain(third, quiet: .milliseconds(500))
+        #expect((after + extra).map(\.valueString) == ["200"], "close committed every stored offset; the next member read \((after + extra).count) message(s)")
+        try await third.close()
+        await producer.shutdown()
+    }
+
     // Eager is the protocol odds-processor uses. Cooperative-sticky also works, but on the mock
     // broker under a loaded 2-core CI machine its incremental rebalance can outlast this test's
     // settle window, so it is not part of the suite.
