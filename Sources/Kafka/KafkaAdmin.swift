@@ -37,7 +37,7 @@ public final class KafkaAdmin: Sendable {
         client = try RDKafkaClient(type: RD_KAFKA_PRODUCER, properties: all, callbacks: RDKafkaCallbacks(logger: logger, onError: { error in
             logger.debug("kafka admin client error", metadata: ["error": "\(error)"])
         }))
-        worker = BlockingWorker(name: "kafka-admin-\(client.name)")
+        worker = BlockingWorker(name: "kafka-admin")
     }
 
     deinit {

@@ -38,8 +38,8 @@ public final class KafkaConsumer: Service, Sendable {
         self.core = core
         self.logger = logger
         self.rebalanceEvents = events
-        pollWorker = BlockingWorker(name: "kafka-consumer-poll-\(client.name)")
-        opsWorker = BlockingWorker(name: "kafka-consumer-ops-\(client.name)")
+        pollWorker = BlockingWorker(name: "kafka-cons-poll")
+        opsWorker = BlockingWorker(name: "kafka-cons-ops")
     }
 
     /// Creates the consumer and subscribes it to `topics`.

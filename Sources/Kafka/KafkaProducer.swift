@@ -42,8 +42,8 @@ public final class KafkaProducer: Service, Sendable {
         self.client = client
         self.logger = logger
         self.deliveryReports = KafkaDeliveryReports(buffer: core.reports)
-        self.worker = BlockingWorker(name: "kafka-producer-ops-\(client.name)")
-        self.pollThread = PollThread(name: "kafka-producer-poll-\(client.name)") {
+        self.worker = BlockingWorker(name: "kafka-prod-ops")
+        self.pollThread = PollThread(name: "kafka-prod-poll") {
             // rd_kafka_poll serves delivery reports and client errors; its timeout bounds how
             // long a shutdown waits for this thread.
             let served = rd_kafka_poll(client.handle, 100)

@@ -11,6 +11,7 @@ final class PollThread: Sendable {
         let stopRequested = self.stopRequested
         let finished = self.finished
         let thread = Thread {
+            BlockingWorker.nameCurrentThread(name)
             while !stopRequested.load(ordering: .acquiring) {
                 iteration()
             }
