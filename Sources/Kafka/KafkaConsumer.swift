@@ -182,6 +182,19 @@ public final class KafkaConsumer: Service, Sendable {
         }
     }
 
+    /// Starts a commit of every offset stored with `storeOffsets` that moved since the last
+    /// commit, and returns at once (failures are counted like `commitAsync`'s). For committing
+    /// more often than `autoCommitInterval` while busy, without a timer waking an idle consumer.
+    public func commitStoredAsync() throws {
+        try core.ensureOpen(context: "commit stored offsets")
+        let code = rd_kafka_commit(client.handle, nil, 1)
+        // _NO_OFFSET: nothing moved since the last commit.
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR || code == RD_KAFKA_RESP_ERR__NO_OFFSET else {
+            core.metrics.commitErrors.increment()
+            throw KafkaError(code, context: "commit stored offsets (async)")
+        }
+    }
+
     public func commitAsync(messages: some Sequence<KafkaConsumerMessage>) throws {
         try commitAsync(TopicPartitionOffset.nextOffsets(after: messages))
     }
@@ -245,8 +258,8 @@ public final class KafkaConsumer: Service, Sendable {
     // MARK: - Shutdown
 
     /// Leaves the group cleanly (revoking partitions; only offsets stored with `storeOffsets` are
-    /// committed on the way out, nothing else) and stops
-    /// the consumer's threads. Later calls to `poll`/`commit` throw. Safe to call twice.
+    /// committed on the way out, nothing else) and stops the consumer's threads. Later calls to
+    /// `poll`/`commit` throw. Safe to call twice.
     public func close() async throws {
         guard core.beginClosing() else { return }
         let client = self.client

@@ -63,7 +63,9 @@ func buildProcessor(configuration: ProcessorConfiguration, logger: Logger) throw
     // Kafka's own default: a broker answers a waiting fetch as soon as data arrives, so the wait
     // only bounds how often an idle consumer asks (the dev broker does the same, see its front).
     consumerConfiguration.fetchMaxWait = .milliseconds(500)
-    if configuration.commitInterval > .zero { consumerConfiguration.autoCommitInterval = configuration.commitInterval }
+    // Stored offsets: the processor commits them (CommitPacer); librdkafka's timer is a slow
+    // backstop, and with it librdkafka commits them before partitions move or the consumer closes.
+    if configuration.commitInterval > .zero { consumerConfiguration.autoCommitInterval = max(configuration.commitInterval, .seconds(5)) }
     consumerConfiguration.properties = configuration.extraConsumerProperties
     let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
 

@@ -38,10 +38,11 @@ struct ProcessorConfiguration: Sendable {
         // A poll returns as soon as the first message arrives; the wait only bounds how often an idle
         // processor wakes up and how soon it notices a stop.
         batchMaxWait = try reader.milliseconds("PROCESSOR_BATCH_WAIT_MS", default: 250, range: 1...60_000)
-        // Processed offsets are stored after every batch and committed by librdkafka this often,
-        // and before partitions move or the processor stops: a crash replays at most this much
-        // (the version guards make the replay harmless). A commit per batch cost a request and two
-        // thread wake-ups per batch, at 1,000 updates/s one per update.
+        // Processed offsets are stored after every batch and committed at most this often while
+        // batches come, once when the input pauses, and before partitions move or the processor
+        // stops: a crash replays at most about this much (the version guards make the replay
+        // harmless). A commit per batch cost a request and two thread wake-ups per batch, at
+        // 1,000 updates/s one per update.
         commitInterval = try reader.milliseconds("PROCESSOR_COMMIT_INTERVAL_MS", default: 100, range: 0...60_000)
         sessionTimeout = try reader.milliseconds("KAFKA_SESSION_TIMEOUT_MS", default: 6_000, range: 1_000...300_000)
         let redisAddress = reader.string("REDIS_ADDR", default: "127.0.0.1:6380")

@@ -38,6 +38,7 @@ final class ProcessorService: Service, Sendable {
     let metrics = ProcessorMetrics()
     let logger: Logger
     private let stopping = Atomic<Bool>(false)
+    private let commitPacer: Mutex<CommitPacer>
 
     init(configuration: ProcessorConfiguration, consumer: KafkaConsumer, deadLetters: KafkaProducer,
          postgres: PostgresClient, redisWriter: RedisOddsWriter, health: ProcessorHealth, logger: Logger) {
@@ -49,6 +50,7 @@ final class ProcessorService: Service, Sendable {
         self.redisWriter = redisWriter
         self.health = health
         self.logger = logger
+        commitPacer = Mutex(CommitPacer(interval: configuration.commitInterval))
     }
 
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
@@ -116,8 +118,22 @@ final class ProcessorService: Service, Sendable {
     func processUntilStopped() async throws {
         while !isStopping {
             let messages = try await consumer.poll(maxMessages: configuration.batchSize, maxWait: configuration.batchMaxWait)
-            guard !messages.isEmpty else { continue }
+            guard !messages.isEmpty else {
+                commitIfIdle()
+                continue
+            }
             try await process(messages)
+        }
+    }
+
+    /// The input paused: commit what was stored and not committed yet (see `CommitPacer`).
+    private func commitIfIdle() {
+        guard configuration.commitInterval > .zero, commitPacer.withLock({ $0.idle(now: .now) }) else { return }
+        do {
+            try consumer.commitStoredAsync()
+        } catch {
+            metrics.commitFailures.increment()
+            logger.warning("offset commit failed; the next one or the partition's owner makes up for it", metadata: ["error": "\(error)"])
         }
     }
 
@@ -171,10 +187,11 @@ final class ProcessorService: Service, Sendable {
             // Not awaited: the effects are already durable, so the next batch need not wait for
             // the broker's answer. A commit that fails is superseded by the next one, or the
             // batch is replayed, which the version guards make harmless. With a commit interval
-            // the positions are stored, and librdkafka commits them every interval and before
-            // the partitions are revoked or the consumer closes.
+            // the positions are stored and committed at most once per interval (`CommitPacer`);
+            // librdkafka commits them too before the partitions are revoked or the consumer closes.
             if configuration.commitInterval > .zero {
                 try consumer.storeOffsets(plan.commitPositions)
+                if commitPacer.withLock({ $0.stored(now: .now) }) { try consumer.commitStoredAsync() }
             } else {
                 try consumer.commitAsync(plan.commitPositions)
             }

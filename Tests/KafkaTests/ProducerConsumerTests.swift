@@ -123,7 +123,7 @@ struct ProducerConsumerTests {
         await producer.shutdown()
     }
 
-    @Test("stored offsets: committed every interval, never before they are stored, and on close")
+    @Test("stored offsets: committed every interval or on demand, never before they are stored, and on close")
     func storedOffsetsAreCommitted() async throws {
         let topic = TestInfrastructure.uniqueName("stored")
         let group = TestInfrastructure.uniqueName("g")
@@ -151,11 +151,30 @@ struct ProducerConsumerTests {
         }
         #expect(committedByTimer, "waited 10 s for the interval's commit of \(stored)")
 
-        // The rest is stored just before close: only the close can commit it (interval of 60 s).
+        // A commit of the stored offsets on demand, long before the interval (60 s) is up.
         try await first.close()
+        let eager = try KafkaTest.consumer(brokers, group: group, topics: [topic]) { $0.autoCommitInterval = .seconds(60) }
+        var batch: [KafkaConsumerMessage] = []
+        let deadline = ContinuousClock.now + .seconds(45)
+        while batch.isEmpty && ContinuousClock.now < deadline {
+            batch = try await eager.poll(maxMessages: 10, maxWait: .milliseconds(100))  // leaves most for the close below
+        }
+        try #require(!batch.isEmpty, "waited 45 s for the next member's first batch")
+        let next = TopicPartitionOffset.nextOffsets(after: batch)
+        try eager.storeOffsets(next)
+        try eager.commitStoredAsync()
+        let committedOnDemand = try await TestInfrastructure.waitUntil(timeout: .seconds(10)) {
+            Set(try await eager.committedOffsets(for: next.map(\.topicPartition))) == Set(next)
+        }
+        #expect(committedOnDemand, "waited 10 s for commitStoredAsync to commit \(next)")
+        try await eager.close()
+        let afterEager = Set(batch.map(\.valueString))
+
+        // The rest is stored just before close: only the close can commit it (interval of 60 s).
         let second = try KafkaTest.consumer(brokers, group: group, topics: [topic]) { $0.autoCommitInterval = .seconds(60) }
-        let replayed = try await KafkaTest.consume(second, commit: false) { $0.count >= 100 }
-        #expect(Set(replayed.map(\.valueString)) == Set((100..<200).map(String.init)), "resumes after what was stored")
+        let expected = Set((100..<200).map(String.init)).subtracting(afterEager)
+        let replayed = try await KafkaTest.consume(second, commit: false) { $0.count >= expected.count }
+        #expect(Set(replayed.map(\.valueString)) == expected, "resumes after what was stored")
         try second.storeOffsets(TopicPartitionOffset.nextOffsets(after: replayed))
         try await second.close()
         // One more message shows the next member is assigned and reading.

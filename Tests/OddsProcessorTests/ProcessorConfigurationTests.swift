@@ -28,4 +28,28 @@ struct ProcessorConfigurationTests {
         #expect(properties["enable.auto.offset.store"] == "false", "never the offsets librdkafka merely handed out")
         #expect(properties["auto.commit.interval.ms"] == "100")
     }
+
+    static let start = ContinuousClock.now
+
+    @Test("commits: the first batch at once, then at most one per interval, one when the input pauses, none while idle")
+    func commitPacing() {
+        var pacer = CommitPacer(interval: .milliseconds(100))
+        // (milliseconds after start, batch stored (true) or empty poll (false), commit expected, why)
+        let steps: [(Int, Bool, Bool, String)] = [
+            (0, false, false, "nothing stored yet: no commit"),
+            (0, true, true, "the first batch after a pause commits at once"),
+            (30, true, false, "within the interval"),
+            (99, true, false, "within the interval"),
+            (100, true, true, "an interval after the last commit"),
+            (150, true, false, "within the interval"),
+            (400, false, true, "the input paused with offsets not committed"),
+            (650, false, false, "idle: nothing left to commit, no request"),
+            (10_000, false, false, "still idle"),
+        ]
+        for (milliseconds, batch, expected, why) in steps {
+            let now = Self.start + .milliseconds(milliseconds)
+            let commits = batch ? pacer.stored(now: now) : pacer.idle(now: now)
+            #expect(commits == expected, "at \(milliseconds) ms: \(why)")
+        }
+    }
 }
