@@ -84,7 +84,7 @@ struct FeedGenerator: Sendable {
     /// Every market's current state as OddsUpdate text, in market order: the snapshot of a feed
     /// that has not emitted anything yet (each at the version before its first update).
     func book(at time: Timestamp) -> [String] {
-        markets.map { FrameEncoder.encode($0.update(at: time)) }
+        markets.map { $0.update(at: time).jsonString() }
     }
 
     /// Frames made from now on can be taken back with `undo()`.
@@ -134,14 +134,14 @@ struct FeedGenerator: Sendable {
     private mutating func validFrame(market index: Int, at time: Timestamp) -> EmittedFrame {
         if undoPoint != nil, undoPoint?.markets[index] == nil { undoPoint?.markets[index] = markets[index] }
         markets[index].advance(generator: &generator)
-        let text = FrameEncoder.encode(markets[index].update(at: time))
+        let text = markets[index].update(at: time).jsonString()
         markets[index].remember(text)
         return EmittedFrame(kind: .valid, text: text, expectedReason: nil, market: index)
     }
 
     /// A truncated frame: every proper prefix of a JSON object is malformed JSON.
     private mutating func malformedFrame(market index: Int, at time: Timestamp) -> EmittedFrame {
-        let whole = FrameEncoder.encode(markets[index].update(at: time))
+        let whole = markets[index].update(at: time).jsonString()
         // Cut on a character boundary so the text frame stays valid UTF-8.
         let length = 1 + Int(generator.next() % UInt64(whole.count - 1))
         return EmittedFrame(kind: .malformed, text: String(whole.prefix(length)), expectedReason: .malformedJSON, market: index)
@@ -169,7 +169,7 @@ struct FeedGenerator: Sendable {
             prices[selection] = (hundredths * 100 + 1) / 10_000
             reason = .pricePrecision
         }
-        let text = FrameEncoder.encode(markets[index].update(at: time, prices: prices))
+        let text = markets[index].update(at: time, prices: prices).jsonString()
         return EmittedFrame(kind: .invalid, text: text, expectedReason: reason, market: index)
     }
 }

@@ -1,14 +1,10 @@
 import Contracts
 
-/// Writes OddsUpdate frames and journal lines as JSON text by hand: the feed runs at up to
-/// 50,000 frames/s and JSONEncoder would cost most of a core at that rate. An update is
-/// `OddsUpdate.canonicalJSON()`, the bytes the processor writes to the read models too.
+/// Writes journal lines as JSON text by hand: the feed runs at up to 50,000 frames/s and
+/// JSONEncoder would cost most of a core at that rate. An update's text is
+/// `OddsUpdate.jsonString()`, the bytes the processor writes to the read models too.
 enum FrameEncoder {
     static let source = "supplier-simulator"
-
-    static func encode(_ update: OddsUpdate) -> String {
-        update.jsonString()
-    }
 
     /// One journal line (without the newline):
     /// `{"epoch":E,"seq":N,"kind":"...","reason":"...","frame":"..."}`; `frame` is the OddsUpdate

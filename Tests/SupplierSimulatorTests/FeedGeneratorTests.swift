@@ -160,7 +160,7 @@ struct FeedGeneratorTests {
         let update = OddsUpdate(eventId: "MATCH_004", homeTeam: "São \"Paulo\"\\", awayTeam: "Vasco\n", market: "1x2",
                                 odds: ["home": 2.15, "draw": 3.3, "away": 1000.0], status: .suspended,
                                 updatedAt: Self.start, source: "supplier-simulator", version: 42)
-        let text = FrameEncoder.encode(update)
+        let text = update.jsonString()
         #expect(try OddsUpdateValidator.validate(text).get() == update)
         #expect(text.hasPrefix(#"{"away_team":"Vasco\n","event_id":"MATCH_004""#))
         #expect(text.contains(#""odds":{"away":1000,"draw":3.3,"home":2.15}"#))

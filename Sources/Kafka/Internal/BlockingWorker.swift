@@ -14,7 +14,7 @@ final class BlockingWorker: Sendable {
         let queue = JobQueue()
         self.queue = queue
         let thread = Thread {
-            Self.nameCurrentThread(name)
+            nameCurrentThread(name)
             queue.drain()
         }
         thread.name = name
@@ -45,18 +45,17 @@ final class BlockingWorker: Sendable {
 
     /// Lets already submitted jobs finish, then ends the thread; later `run` calls throw.
     func stop() { queue.stop() }
+}
 
-    /// Names the calling thread for the OS (top -H, perf, /proc): otherwise it keeps the name of
-    /// the thread that started it, often one of Swift's pool ("...default-qos"). Linux keeps 15
-    /// bytes of it.
-    static func nameCurrentThread(_ name: String) {
-        // pthread_setname_np is not visible to Swift here; this is what it does on Linux.
-        let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return }
-        defer { close(descriptor) }
-        let bytes = Array(name.utf8.prefix(15))
-        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-    }
+/// Names the calling thread for the OS (top -H, perf, /proc): otherwise it keeps the name of the
+/// thread that started it, often one of Swift's pool ("...default-qos"). Linux keeps 15 bytes.
+func nameCurrentThread(_ name: String) {
+    // pthread_setname_np is not visible to Swift here; this is what it does on Linux.
+    let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { return }
+    defer { close(descriptor) }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
 }
 
 /// The worker's job list; the thread holds this (not the worker) so the worker can be released.

@@ -11,7 +11,7 @@ final class PollThread: Sendable {
         let stopRequested = self.stopRequested
         let finished = self.finished
         let thread = Thread {
-            BlockingWorker.nameCurrentThread(name)
+            nameCurrentThread(name)
             while !stopRequested.load(ordering: .acquiring) {
                 iteration()
             }
