@@ -12,6 +12,7 @@
 #
 #   scripts/bench-odds-service.sh                          # 2,000 / 5,000 / 10,000 clients, 2,000 updates/s, 20 s
 #   CONNECTIONS_LIST="200" DURATION=10 scripts/bench-odds-service.sh   # a quick look
+#   PARTS=rest scripts/bench-odds-service.sh               # REST against webdis only (PARTS=ws: WebSocket only)
 #
 # PEERS=0: odds-service alone with ws-bench (CONNECTIONS clients on EVENTS events, RATE updates/s
 # published to the Redis broadcast channel) and REST current odds (wrk, keep-alive). Chosen
@@ -43,6 +44,7 @@ CLIENT="${CLIENT:-poll}"
 STALLED="${STALLED:-0}"
 REST_SECONDS="${REST_SECONDS:-10}"
 BUILD="${BUILD:-1}"
+PARTS="${PARTS:-ws rest}"
 BIN="$ROOT/.build/release"
 WORK="$(mktemp -d)"
 export INFRA_DIR="$WORK/infra" REDIS_PORT="${BENCH_REDIS_PORT:-6396}" POSTGRES_PORT="${BENCH_POSTGRES_PORT:-5446}"
@@ -97,7 +99,8 @@ if ((PEERS)); then
          "and vs webdis (REST)"
     python3 scripts/bench-peers/compare.py --bin "$BIN" --client "$PEER_CLIENT" --work "$WORK/peers" \
         --connections "$CONNECTIONS_LIST" --events "$EVENTS" --rate "$RATE" --duration "$DURATION" \
-        --rest-seconds "$REST_SECONDS" &
+        --rest-seconds "$REST_SECONDS" $([[ " $PARTS " == *" ws "* ]] || echo --skip-ws) \
+        $([[ " $PARTS " == *" rest "* ]] || echo --skip-rest) &
     PIDS+=("$!")
     status=0
     wait "$!" || status=$?

@@ -299,7 +299,7 @@ public enum OddsUpdateValidator {
         return !utf8.isEmpty && utf8.count <= maxLength && utf8.allSatisfy(allowed)
     }
 
-    static func isEventIdByte(_ byte: UInt8) -> Bool {
+    public static func isEventIdByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
              UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."),

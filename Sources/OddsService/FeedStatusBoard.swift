@@ -21,6 +21,9 @@ final class FeedStatusBoard: Sendable {
     }
 
     private let statuses = Mutex<[String: FeedStatus]>([:])
+    /// Bumped after every stored change (inside the lock), so an answer rendered from the
+    /// overlay can be reused while this has not moved (see `LiveOddsMirror.answerBody`).
+    private let changes = Atomic<UInt64>(0)
     private let metrics: ServiceMetrics
 
     init(metrics: ServiceMetrics) {
@@ -29,6 +32,10 @@ final class FeedStatusBoard: Sendable {
 
     /// Every feed's status (feed id → status).
     var overlay: [String: FeedStatus] { statuses.withLock { $0 } }
+
+    /// How many changes were stored so far. Read it before the overlay: an answer built from
+    /// an overlay read afterwards is at least as new as this number says.
+    var generation: UInt64 { changes.load(ordering: .acquiring) }
 
     func status(of feed: String) -> FeedStatus? { statuses.withLock { $0[feed] } }
 
@@ -45,7 +52,10 @@ final class FeedStatusBoard: Sendable {
         let (outcome, previous) = statuses.withLock { statuses -> (Outcome, FeedStatus?) in
             let previous = statuses[status.feed]
             let outcome = Self.outcome(current: previous, new: status)
-            if case .updated = outcome { statuses[status.feed] = status }
+            if case .updated = outcome {
+                statuses[status.feed] = status
+                changes.add(1, ordering: .releasing)
+            }
             return (outcome, previous)
         }
         if case .updated = outcome {

@@ -1,4 +1,5 @@
 import Contracts
+import NIOCore
 import Redis
 import Synchronization
 
@@ -38,11 +39,52 @@ final class LiveOddsMirror: Sendable {
         /// False until the first load finished (updates seen before are merged into it).
         var loaded = false
         var loadsInFlight = 0
+        /// Unique over the mirror's life, renewed by every change of `markets`: an answer
+        /// rendered from one state is never stored into a later one (or into a new entry).
+        var generation: UInt64
+        /// The hot read's answer for `generation`, and the feed status overlay's generation it
+        /// was rendered with.
+        var answer: (overlayGeneration: UInt64, body: ByteBuffer)?
 
-        mutating func merge(_ update: OddsUpdate) {
-            if let held = markets[update.market], held.version >= update.version { return }
+        init(subscription: UInt64, loadsInFlight: Int, generation: UInt64) {
+            self.subscription = subscription
+            self.loadsInFlight = loadsInFlight
+            self.generation = generation
+        }
+
+        /// Keeps the update unless a newer version of its market is held; a change takes
+        /// `generation`. True when it changed the markets.
+        mutating func merge(_ update: OddsUpdate, generation: UInt64) -> Bool {
+            if let held = markets[update.market], held.version >= update.version { return false }
             markets[update.market] = update
             sorted = nil
+            answer = nil
+            self.generation = generation
+            return true
+        }
+
+        func isCurrent(in subscription: UInt64) -> Bool { loaded && self.subscription == subscription }
+
+        mutating func sortedMarkets() -> [OddsUpdate] {
+            if let sorted { return sorted }
+            let sorted = markets.values.sorted { $0.market < $1.market }
+            self.sorted = sorted
+            return sorted
+        }
+    }
+
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var lastGeneration: UInt64 = 0
+
+        mutating func nextGeneration() -> UInt64 {
+            lastGeneration += 1
+            return lastGeneration
+        }
+
+        /// Merges into the held entry in place (no copy of its markets).
+        mutating func merge(_ update: OddsUpdate, into eventId: String) {
+            if entries[eventId]?.merge(update, generation: lastGeneration + 1) == true { lastGeneration += 1 }
         }
     }
 
@@ -51,7 +93,7 @@ final class LiveOddsMirror: Sendable {
         let subscription: UInt64
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    private let state = Mutex(State())
     private let link: any BroadcastLink
     private let capacity: Int
     private let maxBacklog: Int
@@ -66,28 +108,70 @@ final class LiveOddsMirror: Sendable {
     /// The current odds of an event sorted by market, or nil when the mirror cannot vouch for
     /// them (see the type's comment).
     func current(_ eventId: String) -> [OddsUpdate]? {
-        guard let live = link.liveSubscription, link.backlog <= maxBacklog else { return nil }
-        return entries.withLock { entries -> [OddsUpdate]? in
-            guard let entry = entries[eventId], entry.loaded, entry.subscription == live else { return nil }
-            if let sorted = entry.sorted { return sorted }
-            let sorted = entry.markets.values.sorted { $0.market < $1.market }
-            entries[eventId]?.sorted = sorted
-            return sorted
+        guard let live = vouchingSubscription() else { return nil }
+        return state.withLock { state -> [OddsUpdate]? in
+            guard state.entries[eventId]?.isCurrent(in: live) == true else { return nil }
+            return state.entries[eventId]?.sortedMarkets()
         }
+    }
+
+    /// The hot read's body for an event: rendered by `render` (from the sorted markets) once per
+    /// change of its markets or of the feed status overlay, then served as held. Nil when the
+    /// mirror cannot vouch for the event (as `current`) or `render` gives nil.
+    ///
+    /// `overlayGeneration` is `FeedStatusBoard.generation` read before `render` reads the
+    /// overlay, so a held body is never older than the overlay it is labelled with.
+    func answerBody(_ eventId: String, overlayGeneration: UInt64, render: ([OddsUpdate]) -> ByteBuffer?) -> ByteBuffer? {
+        enum Lookup {
+            case unknown
+            case held(ByteBuffer)
+            case toRender([OddsUpdate], generation: UInt64)
+        }
+        guard let live = vouchingSubscription() else { return nil }
+        let lookup = state.withLock { state -> Lookup in
+            guard state.entries[eventId]?.isCurrent(in: live) == true else { return .unknown }
+            if let answer = state.entries[eventId]?.answer, answer.overlayGeneration == overlayGeneration {
+                return .held(answer.body)
+            }
+            guard let markets = state.entries[eventId]?.sortedMarkets(),
+                  let generation = state.entries[eventId]?.generation else { return .unknown }
+            return .toRender(markets, generation: generation)
+        }
+        switch lookup {
+        case .unknown:
+            return nil
+        case .held(let body):
+            return body
+        case .toRender(let markets, let generation):
+            // Rendered outside the lock; kept only if the markets did not change meanwhile.
+            guard let body = render(markets) else { return nil }
+            state.withLock { state in
+                if state.entries[eventId]?.generation == generation {
+                    state.entries[eventId]?.answer = (overlayGeneration, body)
+                }
+            }
+            return body
+        }
+    }
+
+    /// The live subscription when the mirror may answer from it: up, and the pump not behind.
+    private func vouchingSubscription() -> UInt64? {
+        guard let live = link.liveSubscription, link.backlog <= maxBacklog else { return nil }
+        return live
     }
 
     /// Announces a Redis read of the event; from now on its broadcasts are kept for the entry.
     /// Nil while the subscription is down: read without the mirror.
     func beginLoad(_ eventId: String) -> LoadTicket? {
         guard let live = link.liveSubscription else { return nil }
-        entries.withLock { entries in
-            if entries[eventId]?.subscription == live {
-                entries[eventId]?.loadsInFlight += 1
+        state.withLock { state in
+            if state.entries[eventId]?.subscription == live {
+                state.entries[eventId]?.loadsInFlight += 1
                 return
             }
             // Bounded: start over when full (a dropped event only costs its next read a round trip).
-            if entries.count >= capacity, entries[eventId] == nil { entries.removeAll(keepingCapacity: true) }
-            entries[eventId] = Entry(subscription: live, loadsInFlight: 1)
+            if state.entries.count >= capacity, state.entries[eventId] == nil { state.entries.removeAll(keepingCapacity: true) }
+            state.entries[eventId] = Entry(subscription: live, loadsInFlight: 1, generation: state.nextGeneration())
         }
         return LoadTicket(eventId: eventId, subscription: live)
     }
@@ -96,17 +180,16 @@ final class LiveOddsMirror: Sendable {
     /// when the load began still is; an empty answer (Redis does not know the event) is not kept.
     func finishLoad(_ ticket: LoadTicket, with updates: [OddsUpdate]) {
         let stillLive = link.liveSubscription == ticket.subscription
-        entries.withLock { entries in
-            guard var entry = entries[ticket.eventId], entry.subscription == ticket.subscription else { return }
-            entry.loadsInFlight -= 1
+        state.withLock { state in
+            let eventId = ticket.eventId
+            guard state.entries[eventId]?.subscription == ticket.subscription else { return }
+            state.entries[eventId]?.loadsInFlight -= 1
             if stillLive && !updates.isEmpty {
-                for update in updates { entry.merge(update) }
-                entry.loaded = true
+                for update in updates { state.merge(update, into: eventId) }
+                state.entries[eventId]?.loaded = true
             }
-            if entry.loaded || entry.loadsInFlight > 0 {
-                entries[ticket.eventId] = entry
-            } else {
-                entries.removeValue(forKey: ticket.eventId)
+            if state.entries[eventId]?.loaded != true && state.entries[eventId]?.loadsInFlight == 0 {
+                state.entries.removeValue(forKey: eventId)
             }
         }
     }
@@ -120,11 +203,11 @@ final class LiveOddsMirror: Sendable {
     /// loading entry of the live subscription; other events are not tracked.
     func apply(_ update: OddsUpdate) {
         guard let live = link.liveSubscription else { return }
-        entries.withLock { entries in
-            guard entries[update.eventId]?.subscription == live else { return }
-            entries[update.eventId]?.merge(update)
+        state.withLock { state in
+            guard state.entries[update.eventId]?.subscription == live else { return }
+            state.merge(update, into: update.eventId)
         }
     }
 
-    var count: Int { entries.withLock { $0.count } }
+    var count: Int { state.withLock { $0.entries.count } }
 }

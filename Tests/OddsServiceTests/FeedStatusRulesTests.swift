@@ -102,8 +102,12 @@ struct FeedStatusRulesTests {
         #expect(FeedStatusBoard.outcome(current: down, new: detail) == .updated(pushNeeded: false))
 
         let board = FeedStatusBoard(metrics: ServiceMetrics())
+        #expect(board.generation == 0)
         board.apply(up)
+        #expect(board.generation == 1, "a stored change moves the generation (held REST answers are rendered again)")
         #expect(board.apply(down) == .stale)
+        #expect(board.apply(up) == .unchanged)
+        #expect(board.generation == 1, "nothing stored, nothing to render again")
         #expect(board.status(of: Self.feed) == up)
     }
 

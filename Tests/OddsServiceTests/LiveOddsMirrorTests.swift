@@ -1,4 +1,5 @@
 import Contracts
+import NIOCore
 import Synchronization
 import Testing
 @testable import OddsService
@@ -102,6 +103,52 @@ struct LiveOddsMirrorTests {
         let second = try #require(mirror.beginLoad("A"))
         mirror.cancelLoad(second)
         #expect(versions(mirror.current("A")) == ["1x2": 5])
+    }
+
+    /// The hot read's held body: rendered once, then served until the event's markets or the
+    /// feed status overlay change; never served when the mirror cannot vouch for the event.
+    @Test func theAnswerBodyIsRenderedOncePerChange() throws {
+        let mirror = LiveOddsMirror(link: link)
+        let renders = Mutex(0)
+        func body(overlay: UInt64) -> String? {
+            mirror.answerBody("A", overlayGeneration: overlay) { markets in
+                renders.withLock { $0 += 1 }
+                return ByteBuffer(string: markets.map { "\($0.market)=\($0.version)" }.joined(separator: ","))
+            }.map { String(buffer: $0) }
+        }
+        #expect(body(overlay: 0) == nil, "not held: no body, nothing rendered")
+        try load(mirror, "A", [update("A", version: 5), update("A", "btts", version: 2)])
+        #expect(body(overlay: 0) == "1x2=5,btts=2")
+        #expect(body(overlay: 0) == "1x2=5,btts=2")
+        #expect(renders.withLock { $0 } == 1, "the second read is served as held")
+
+        mirror.apply(update("A", version: 4))
+        #expect(body(overlay: 0) == "1x2=5,btts=2")
+        #expect(renders.withLock { $0 } == 1, "an older version changes nothing")
+        mirror.apply(update("A", version: 6))
+        #expect(body(overlay: 0) == "1x2=6,btts=2")
+        #expect(renders.withLock { $0 } == 2)
+        #expect(body(overlay: 1) == "1x2=6,btts=2")
+        #expect(renders.withLock { $0 } == 3, "a feed status change renders again (effective status)")
+
+        link.set(backlog: 1_000)
+        #expect(body(overlay: 1) == nil, "behind: the held body is not served")
+        link.set(backlog: 0)
+        link.set(live: 2)
+        #expect(body(overlay: 1) == nil, "a new subscription: the held body is not served")
+    }
+
+    /// A render that raced with a change of the markets is returned to its reader but not held.
+    @Test func aBodyRenderedBeforeAChangeIsNotHeld() throws {
+        let mirror = LiveOddsMirror(link: link)
+        try load(mirror, "A", [update("A", version: 5)])
+        let first = mirror.answerBody("A", overlayGeneration: 0) { markets in
+            mirror.apply(update("A", version: 6))  // handled while this render runs
+            return ByteBuffer(string: "v\(markets[0].version)")
+        }
+        #expect(first.map { String(buffer: $0) } == "v5")
+        let second = mirror.answerBody("A", overlayGeneration: 0) { ByteBuffer(string: "v\($0[0].version)") }
+        #expect(second.map { String(buffer: $0) } == "v6")
     }
 
     @Test func staysWithinItsCapacity() throws {

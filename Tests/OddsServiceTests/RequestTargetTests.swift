@@ -118,6 +118,29 @@ struct HotReadRulesTests {
         #expect(HotReads.eventId(of: request("/v1/events/MATCH_1/odds", connection: "Keep-Alive, Close")) == nil)
     }
 
+    /// The one-pass reading of plain targets must conclude what the general path (normalize,
+    /// split, percent-decode, validate) concludes, for every shape of target.
+    @Test func plainTargetsAreReadAsTheGeneralPathReadsThem() {
+        let long = String(repeating: "x", count: 64)
+        let plain = ["/v1/events/MATCH_1/odds", "/v1/events/br.serie-a:2026:r38:fla-pal/odds", "/v1/events/\(long)/odds",
+                     "/v1/events/\(long)x/odds", "/v1/events/../odds", "/v1/events/./odds", "/v1/events//odds",
+                     "/v1/events/a/b/odds", "/v1/events/bad id/odds", "/v1/events/é/odds", "/v1/events/MATCH_1/odds/",
+                     "/v1/events/MATCH_1/oddsx", "/v1/events/MATCH_1", "/v1/events/odds", "/v1/events/", "/v1/eventsX/odds",
+                     "//v1/events/A/odds", "/v2/events/A/odds", "/", "", "/v1/events/A/history", "/v1/events/MATCH_1/odds#f"]
+        for target in plain {
+            let general = HotReads.generalEventId(target)
+            switch HotReads.plainTarget(target) {
+            case .currentOdds(let eventId): #expect(eventId == general, "\(target)")
+            case .other: #expect(general == nil, "\(target)")
+            case .needsNormalizing: Issue.record("\(target) has nothing to normalize")
+            }
+        }
+        #expect(HotReads.plainTarget("/v1/events/MATCH_1/odds") == .currentOdds(eventId: "MATCH_1"))
+        for target in ["/v1/events/%4DATCH_1/odds", "/v1/events/MATCH_1/odds?x=1", "/v1/%65vents/A/odds", "/v1/events/A/odds?"] {
+            #expect(HotReads.plainTarget(target) == .needsNormalizing, "\(target)")
+        }
+    }
+
     @Test func dateHeaderIsIMFFixdate() {
         #expect(HTTPDateCache.imfFixdate(epochSeconds: 784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
         #expect(HTTPDateCache.imfFixdate(epochSeconds: 0) == "Thu, 01 Jan 1970 00:00:00 GMT")

@@ -328,22 +328,29 @@ class Bench:
 
     # REST --------------------------------------------------------------------------------------
 
-    def wrk(self, url, connections, seconds, pids):
+    def wrk(self, url, connections, seconds, pids, pace_ms=None):
         before, _, _ = ticks_and_memory(pids)
+        redis_before = ticks_and_memory([self.redis_pid])[0] if self.redis_pid else 0
         started = time.monotonic()
-        _, output, _ = run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url])
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+        if pace_ms is not None:
+            command[1:1] = ["-s", os.path.join(HERE, "paced.lua")]
+            os.environ["WRK_PACE_MS"] = str(pace_ms)
+        _, output, _ = run(command)
         elapsed = time.monotonic() - started
         after, _, _ = ticks_and_memory(pids)
+        redis_after = ticks_and_memory([self.redis_pid])[0] if self.redis_pid else 0
 
         def field(pattern):
             match = re.search(pattern, output, re.MULTILINE)
             return match.group(1) if match else None
         non_2xx = field(r"Non-2xx or 3xx responses:\s+(\d+)")
         errors = field(r"Socket errors:(.*)$")
-        return {"connections": connections, "rps": float(field(r"Requests/sec:\s+([\d.]+)") or 0),
+        return {"connections": connections, "pace_ms": pace_ms, "rps": float(field(r"Requests/sec:\s+([\d.]+)") or 0),
                 "p50": field(r"^\s+50%\s+(\S+)"), "p99": field(r"^\s+99%\s+(\S+)"),
                 "non_2xx": int(non_2xx) if non_2xx else 0, "socket_errors": errors.strip() if errors else "",
-                "server_cpu_pct": round((after - before) / elapsed * 100, 1)}
+                "server_cpu_pct": round((after - before) / elapsed * 100, 1),
+                "redis_cpu_pct": round((redis_after - redis_before) / elapsed * 100, 1) if self.redis_pid else None}
 
     def rest(self):
         args = self.args
@@ -366,6 +373,12 @@ class Bench:
                 for name, (url, pids) in targets.items():
                     results.setdefault(name, []).append(self.wrk(url, connections, args.rest_seconds, pids))
                     print_rest_line(name, results[name][-1])
+            # The same servers at about the same offered load, below saturation (paced.lua).
+            if args.rest_pace_ms > 0:
+                for name, (url, pids) in targets.items():
+                    results.setdefault("paced", {})[name] = self.wrk(url, 32, args.rest_seconds, pids,
+                                                                      pace_ms=args.rest_pace_ms)
+                    print_rest_line(name, results["paced"][name])
             return results
         finally:
             if webdis:
@@ -396,11 +409,17 @@ def print_ws_line(r):
         f" client {r['client_cpu_pct']} %{extra}")
 
 
+def cpu_us_per_request(r):
+    """Server CPU per request in µs (webdis: without Redis's share)."""
+    return f"{r['server_cpu_pct'] * 1e4 / r['rps']:.1f}" if r["rps"] else "n/a"
+
+
 def print_rest_line(name, r):
     bad = f", non-2xx {r['non_2xx']}" if r["non_2xx"] else ""
     bad += f", socket errors {r['socket_errors']}" if r["socket_errors"] else ""
-    log(f"  REST {name}, {r['connections']} connections: {r['rps']:.0f} req/s, p50 {r['p50']}, p99 {r['p99']},"
-        f" server {r['server_cpu_pct']} % of a core{bad}")
+    paced = f" paced {r['pace_ms']} ms" if r.get("pace_ms") is not None else ""
+    log(f"  REST {name}, {r['connections']} connections{paced}: {r['rps']:.0f} req/s, p50 {r['p50']}, p99 {r['p99']},"
+        f" server {r['server_cpu_pct']} % of a core, Redis {r.get('redis_cpu_pct')} %{bad}")
 
 
 def to_ms(text):
@@ -446,17 +465,24 @@ def summary(args, ws, rest):
         print(f"REST current odds, one hot event, wrk -t1 --latency, {args.rest_seconds} s per run:"
               f" odds-service GET /v1/events/BENCH_1/odds ({rest['odds-service_body_bytes']} B) vs"
               f" webdis GET /HGETALL/odds:current:BENCH_1 ({rest['webdis_body_bytes']} B)")
-        header = f"{'conns':>6}  {'server':<13} {'req/s':>9} {'p50':>9} {'p99':>9} {'CPU %':>6}"
+        header = f"{'conns':>6}  {'server':<13} {'req/s':>9} {'p50':>9} {'p99':>9} {'CPU %':>6} {'µs/req':>7} {'Redis %':>8}"
         print(header)
         print("-" * len(header))
-        for index, connections in enumerate(args.rest_connections):
-            o, w = rest["odds-service"][index], rest["webdis"][index]
+        rows = [(str(c), rest["odds-service"][i], rest["webdis"][i]) for i, c in enumerate(args.rest_connections)]
+        if rest.get("paced"):
+            rows.append((f"32 p{args.rest_pace_ms}", rest["paced"]["odds-service"], rest["paced"]["webdis"]))
+        for label, o, w in rows:
             for name, r in (("odds-service", o), ("webdis", w)):
-                print(f"{connections:>6}  {name:<13} {r['rps']:>9.0f} {r['p50'] or '':>9} {r['p99'] or '':>9}"
-                      f" {r['server_cpu_pct']:>6}")
-            print(f"{connections:>6}  {'ratio o-s/w':<13} {ratio(o['rps'], w['rps']):>9}"
+                print(f"{label:>6}  {name:<13} {r['rps']:>9.0f} {r['p50'] or '':>9} {r['p99'] or '':>9}"
+                      f" {r['server_cpu_pct']:>6} {cpu_us_per_request(r):>7} {r.get('redis_cpu_pct') or 0:>8}")
+            print(f"{label:>6}  {'ratio o-s/w':<13} {ratio(o['rps'], w['rps']):>9}"
                   f" {ratio(to_ms(o['p50']), to_ms(w['p50'])):>9} {ratio(to_ms(o['p99']), to_ms(w['p99'])):>9}"
-                  f" {ratio(o['server_cpu_pct'], w['server_cpu_pct']):>6}")
+                  f" {ratio(o['server_cpu_pct'], w['server_cpu_pct']):>6}"
+                  f" {ratio(o['server_cpu_pct'] / max(o['rps'], 1), w['server_cpu_pct'] / max(w['rps'], 1)):>7}")
+        print("µs/req: server CPU per request (webdis's Redis work is in the Redis column, not in it)")
+        if rest.get("paced"):
+            print(f"32 p{args.rest_pace_ms}: every connection waits {args.rest_pace_ms} ms between a response and its next"
+                  " request (scripts/bench-peers/paced.lua): about the same load for both, below saturation")
 
 
 def main():
@@ -474,6 +500,7 @@ def main():
     parser.add_argument("--poll-us", type=int, default=1000)
     parser.add_argument("--rest-seconds", type=int, default=10)
     parser.add_argument("--rest-connections", default="32 64")
+    parser.add_argument("--rest-pace-ms", type=int, default=1, help="paced REST run (0: none)")
     parser.add_argument("--skip-ws", action="store_true")
     parser.add_argument("--skip-rest", action="store_true")
     args = parser.parse_args()
