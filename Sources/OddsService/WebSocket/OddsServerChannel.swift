@@ -70,9 +70,10 @@ struct OddsServerChannel: ServerChildChannel, HTTPChannelHandler {
                 upgraders: [upgrader],
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        // Keep-alive and hot reads work on NIOHTTP1's parts; the router gets HTTPTypes.
                         try channel.pipeline.syncOperations.addHandler(HTTPKeepAliveHandler(idleTimeout: idleTimeout))
                         if let hotReads { try channel.pipeline.syncOperations.addHandler(HotReadHandler(hotReads: hotReads)) }
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                         let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
                         if let path = refusedPath.value { return .refusedUpgrade(asyncChannel, path: path) }
@@ -130,10 +131,10 @@ extension HTTPServerBuilder {
 /// request, and when the server shuts down (at once if idle, else after the current response).
 /// One timer per idle period, not one per request: it re-arms itself for the time that is left.
 final class HTTPKeepAliveHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     private let idleTimeout: TimeAmount
     private var requestsInProgress = 0
