@@ -92,9 +92,18 @@ public final class RedisSubscriber: AsyncSequence, Sendable {
         thread = NIOThreadPool(numberOfThreads: 1)
     }
 
+    /// Handles a channel message on the reader thread, in the order Redis sent them.
+    public typealias MessageHandler = @Sendable (_ channel: String, _ payload: [UInt8]) -> Void
+
     /// Starts the reader thread (idempotent). Connection problems are not thrown: the reader
     /// keeps retrying; `.subscribed` tells when the subscription is live.
-    public func start() {
+    ///
+    /// With `onMessage`, channel messages are handed to it on the reader thread instead of
+    /// going through the sequence: no hop to a consumer task per message (for a handler that
+    /// only does quick, non-blocking work). The other events still come through the sequence; a
+    /// session's `.subscribed` or `.reconnected` is queued there before its first message is
+    /// handed over, but the consumer may see it after.
+    public func start(onMessage: MessageHandler? = nil) {
         let shouldStart = lifecycle.withLock { state in
             guard !state.started && !state.stopped else { return false }
             state.started = true
@@ -105,7 +114,7 @@ public final class RedisSubscriber: AsyncSequence, Sendable {
         let reader = self.reader
         thread.submit { state in
             guard case .active = state else { return }
-            reader.run()
+            reader.run(onMessage: onMessage)
         }
     }
 
@@ -214,12 +223,12 @@ final class SubscriberReader: Sendable {
         var failures = 0
     }
 
-    func run() {
+    func run(onMessage: RedisSubscriber.MessageHandler?) {
         var progress = Progress(backoff: options.initialBackoff)
         logger.debug("redis subscriber started", metadata: ["redis": "\(configuration)", "channels": "\(channels)", "patterns": "\(patterns)"])
         while !buffer.isStopping {
             do {
-                try session(&progress)
+                try session(&progress, onMessage: onMessage)
             } catch {
                 if buffer.isStopping { break }
                 progress.failures += 1
@@ -246,7 +255,7 @@ final class SubscriberReader: Sendable {
     }
 
     /// One connection: subscribe, then read until an error (thrown) or stop (returns).
-    private func session(_ progress: inout Progress) throws(RedisError) {
+    private func session(_ progress: inout Progress, onMessage: RedisSubscriber.MessageHandler?) throws(RedisError) {
         // Down from the moment this connection ends, before any backoff or reconnect.
         defer { link.lost() }
         let context = try HiredisContext(
@@ -279,6 +288,15 @@ final class SubscriberReader: Sendable {
         var lastActivity = sessionStart
         var pingSentAt: ContinuousClock.Instant?
         let pollMilliseconds = Int32(clamping: max(1, options.pollInterval.milliseconds))
+        let buffer = buffer
+        /// To the handler or the consumer; false when the subscriber is stopping.
+        func emit(_ event: RedisPubSubEvent) -> Bool {
+            if let onMessage, case .message(let channel, let payload) = event {
+                onMessage(channel, payload)
+                return true
+            }
+            return buffer.push(event)
+        }
 
         defer {
             // Best effort: tell Redis we are leaving (the socket is closed right after anyway).
@@ -334,7 +352,7 @@ final class SubscriberReader: Sendable {
             if let event {
                 metrics.subscriberMessages.increment()
                 if confirmed {
-                    if !buffer.push(event) { return }
+                    if !emit(event) { return }
                     lastActivity = .now
                 } else {
                     early.append(event)
@@ -360,7 +378,7 @@ final class SubscriberReader: Sendable {
                     logger.debug("redis subscriber subscribed", metadata: ["redis": "\(configuration)"])
                     if !buffer.push(.subscribed) { return }
                 }
-                for pending in early where !buffer.push(pending) { return }
+                for pending in early where !emit(pending) { return }
                 early.removeAll()
             }
         }

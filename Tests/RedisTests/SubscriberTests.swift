@@ -1,4 +1,5 @@
 import IntegrationSupport
+import Synchronization
 import Testing
 @testable import Redis
 
@@ -25,6 +26,28 @@ struct SubscriberTests {
             }
             #expect(received == (0..<count).map { "m\($0)" })
         }
+        await subscriber.shutdown()
+    }
+
+    /// With a message handler, messages reach it on the reader thread in publish order and
+    /// not the sequence; `.subscribed` still comes through the sequence.
+    @Test func aMessageHandlerGetsEveryMessageInOrder() async throws {
+        let configuration = try RedisConfiguration(address: try TestInfrastructure.redisAddress())
+        let channel = TestInfrastructure.uniqueName("redis_test_handler")
+        let subscriber = RedisSubscriber(configuration: configuration, channels: [channel], logger: Shared.logger)
+        let received = Mutex<[String]>([])
+        subscriber.start { name, payload in
+            received.withLock { $0.append("\(name == channel ? "" : "wrong channel ")\(String(decoding: payload, as: UTF8.self))") }
+        }
+        #expect(await nextEvent(subscriber) == .subscribed)
+        let count = 500
+        try await withClient(try Shared.client()) { client in
+            _ = try await client.pipeline((0..<count).map { ["PUBLISH", .string(channel), .string("m\($0)")] })
+        }
+        let all = try await TestInfrastructure.waitUntil(timeout: .seconds(10)) { received.withLock { $0.count } >= count }
+        #expect(all, "waited for \(count) messages at the handler, got \(received.withLock { $0.count })")
+        #expect(received.withLock { $0 } == (0..<count).map { "m\($0)" })
+        #expect(subscriber.bufferedEventCount == 0, "no message went to the sequence")
         await subscriber.shutdown()
     }
 

@@ -41,7 +41,9 @@ final class BroadcastPump: Service, Sendable {
     var board: FeedStatusBoard { hub.board }
 
     func run() async throws {
-        subscriber.start()
+        // Messages are handled on the subscriber's reader thread: a hop to this task per
+        // message was one more thread wake-up per update (the hub only queues and schedules).
+        subscriber.start { [self] channel, payload in dispatch(channel: channel, payload) }
         await withGracefulShutdownHandler {
             for await event in self.subscriber {
                 switch event {
