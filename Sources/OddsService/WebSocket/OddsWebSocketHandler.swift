@@ -40,6 +40,11 @@ final class OddsWebSocketHandler: ChannelInboundHandler, RemovableChannelHandler
         self.connection = connection
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        connection?.writabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         if let connection {
             connection.close(nil)
