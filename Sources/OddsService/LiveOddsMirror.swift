@@ -7,7 +7,10 @@ import Synchronization
 protocol BroadcastLink: Sendable {
     /// The number of the live subscription; nil while it is down.
     var liveSubscription: UInt64? { get }
-    /// Messages received from Redis and not yet handled by the pump (how far it is behind).
+    /// Events received from Redis and still queued for the pump. odds-service hands channel
+    /// messages to the pump on the subscriber's reader thread (`RedisSubscriber.start(onMessage:)`),
+    /// so they are applied as they are read and only control events queue; the bound still
+    /// protects a consumer that takes messages through the sequence.
     var backlog: Int { get }
 }
 
@@ -27,7 +30,7 @@ extension RedisSubscriber: BroadcastLink {
 /// When it does not answer (`current` is nil, the caller reads Redis):
 /// - the subscription is down, or it is a new one (a reconnect: messages may have been lost);
 ///   entries of an earlier subscription are never used again;
-/// - the pump is behind by more than `maxBacklog` messages (the mirror would lag Redis);
+/// - more than `maxBacklog` events wait in the subscriber's queue (see `BroadcastLink.backlog`);
 /// - the event is not held (never asked, unknown to Redis, or dropped when the mirror was full).
 final class LiveOddsMirror: Sendable {
     private struct Entry {

@@ -49,10 +49,10 @@ def start(command, log_path, env=None):
     return process
 
 
-def run(command):
+def run(command, env=None):
     """Runs a short-lived helper (publisher, wrk) to completion, stopped with the rest on a signal;
     returns (exit status, stdout, stderr)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     CHILDREN.append(process)
     out, err = process.communicate()
     if process in CHILDREN:
@@ -333,10 +333,11 @@ class Bench:
         redis_before = ticks_and_memory([self.redis_pid])[0] if self.redis_pid else 0
         started = time.monotonic()
         command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+        env = None
         if pace_ms is not None:
             command[1:1] = ["-s", os.path.join(HERE, "paced.lua")]
-            os.environ["WRK_PACE_MS"] = str(pace_ms)
-        _, output, _ = run(command)
+            env = dict(os.environ, WRK_PACE_MS=str(pace_ms))
+        _, output, _ = run(command, env)
         elapsed = time.monotonic() - started
         after, _, _ = ticks_and_memory(pids)
         redis_after = ticks_and_memory([self.redis_pid])[0] if self.redis_pid else 0
