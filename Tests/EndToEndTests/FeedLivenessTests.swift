@@ -47,10 +47,15 @@ struct FeedLivenessTests {
 
             let outcome = try await PipelineRun.outcome(world, feeding: { run in
                 openBefore = try await FeedOutage.waitUntilOpen(world, run.redis, "the feed to be up and open before the freeze")
+                // The overlay reaches odds-service over pub/sub a moment after Redis has it: wait
+                // until odds-service itself shows every market open before subscribing.
+                _ = try await RESTStatusView.waitForAll(world, eventIds: events, "odds-service to show every market open before the follower subscribes",
+                                                        timeout: .seconds(30)) { !$0.isFeedDown }
                 let watcher = try await FeedFollower.connect(world, eventIds: events, name: "follower")
                 follower = watcher
-                #expect(watcher.snapshots().values.allSatisfy { $0.status == nil && !$0.markets.isEmpty },
-                        "snapshots taken while the feed is open must carry no status, and every event has markets by now")
+                let unexpected = watcher.snapshots().filter { $0.value.status != nil || $0.value.markets.isEmpty }
+                #expect(unexpected.isEmpty,
+                        "snapshots taken while the feed is open must carry no status, and every event has markets by now: \(unexpected.prefix(3).map { "\($0.key): status \($0.value.status.map { "\($0)" } ?? "none"), \($0.value.markets.count) markets" })")
                 try await Task.sleep(for: .seconds(2))  // the feed streams
                 let before = try await RESTStatusView.allOdds(world, eventIds: events)
                 #expect(before.count == events.count * 3 && !before.values.contains(where: \.isFeedDown),
